@@ -1,0 +1,33 @@
+# regbench — `make help` lists the targets.
+PYTHON ?= python3
+RUNS ?= runs
+GRID ?= quick
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint bench report status clean-runs
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
+
+install: ## install regbench with the CPU torch wheel and the test tools
+	$(PYTHON) -m pip install torch==2.13.0
+	$(PYTHON) -m pip install -e '.[dev]'
+
+test: ## run the test suite
+	$(PYTHON) -m pytest -q
+
+lint: ## ruff
+	$(PYTHON) -m ruff check .
+
+bench: ## run the default grid (GRID=quick) and write results/$(GRID)/
+	$(PYTHON) -m regbench launch $(GRID) --runs-dir $(RUNS)
+	$(PYTHON) -m regbench report $(GRID) --runs-dir $(RUNS)
+
+report: ## rewrite results/$(GRID)/ from the run directories
+	$(PYTHON) -m regbench report $(GRID) --runs-dir $(RUNS)
+
+status: ## count done / pending / failed runs of $(GRID)
+	$(PYTHON) -m regbench status $(GRID) --runs-dir $(RUNS)
+
+clean-runs: ## delete the run directories under $(RUNS) (finished runs too)
+	rm -rf $(RUNS)

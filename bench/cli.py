@@ -1,0 +1,206 @@
+"""The `regbench` command: run, launch, status, report, tasks, variants."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from regbench.errors import ConfigError
+
+DEFAULT_RUNS = "runs"
+console = Console(highlight=False, soft_wrap=True)
+
+
+def _runs_dir(args: argparse.Namespace) -> Path:
+    return Path(args.runs_dir or os.environ.get("REGBENCH_RUNS", DEFAULT_RUNS))
+
+
+def _runtime(args: argparse.Namespace) -> Any:
+    from regbench.train import Runtime
+
+    return Runtime(
+        accelerator=args.accelerator,
+        threads=args.threads,
+        progress=getattr(args, "progress", False),
+        command=tuple(sys.argv),
+    )
+
+
+def _parse_set(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are read as YAML scalars (numbers, booleans, strings)."""
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {pair!r}: expected KEY=VALUE, e.g. --set train.lr=0.01.")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from regbench.config import resolve
+    from regbench.jobs import Job
+    from regbench.launch import run_job
+
+    config = resolve(
+        args.task, args.variant, args.cell, args.seed, _parse_set(args.set), where="regbench run"
+    )
+    job = Job(config)
+    run = job.run_dir(_runs_dir(args))
+    if run.state() == "done":
+        console.print(f"{job.label} is already done: {run.result}")
+        return 0
+    console.print(f"{job.label} → {run.path}")
+    outcome = run_job(dict(config), str(run.path), _runtime(args))
+    if outcome["state"] != "done":
+        console.print(f"[red]failed[/red]: {outcome['error']} (details in {run.failed})")
+        return 1
+    result = outcome["result"]
+    metric = result["metric"]
+    console.print(
+        f"test {metric} {result['test'][metric]:.4g}, val {metric} "
+        f"{result['val'][metric]:.4g} (best epoch {result['best_epoch']}) → {run.result}"
+    )
+    return 0
+
+
+def _grid_jobs(args: argparse.Namespace) -> tuple[Any, list[Any]]:
+    from regbench.grid import expand, load_grid
+
+    grid = load_grid(args.grid)
+    return grid, expand(grid)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    grid, jobs = _grid_jobs(args)
+    runs_dir = _runs_dir(args)
+    states = Counter(job.run_dir(runs_dir).state() for job in jobs)
+    if getattr(args, "verbose", False):
+        for job in jobs:
+            console.print(f"  {job.run_dir(runs_dir).state():8} {job.id}  {job.label}")
+    console.print(
+        f"grid {grid.name}: {len(jobs)} runs — {states['done']} done, "
+        f"{states['pending']} pending, {states['failed']} failed ({runs_dir})"
+    )
+    return 0
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from regbench.launch import launch
+
+    if args.dry_run:
+        args.verbose = True
+        return cmd_status(args)
+    grid, jobs = _grid_jobs(args)
+    summary = launch(jobs, _runs_dir(args), _runtime(args), args.retry_failed, console.print)
+    if summary.skipped == summary.total:
+        console.print(
+            f"grid {grid.name}: every one of the {summary.total} runs is done; nothing to train."
+        )
+    for job, error in summary.failed:
+        console.print(f"[red]failed[/red] {job.label} ({job.id}): {error}")
+    return 0 if summary.ok else 1
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from regbench.collect import collect
+    from regbench.table import write_report
+
+    grid, jobs = _grid_jobs(args)
+    runs_dir = _runs_dir(args)
+    out = Path(args.out) if args.out else Path("results") / grid.name
+    command = " ".join(["regbench", *sys.argv[1:]])
+    for path in write_report(grid, collect(jobs, runs_dir), runs_dir, out, command):
+        console.print(f"wrote {path}")
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from regbench.tasks import get_task, task_names
+
+    table = Table("task", "metric", "better", "version", "splits", box=None)
+    for name in task_names():
+        p = get_task(name).protocol
+        table.add_row(name, p.metric, p.direction, str(p.version), p.splits)
+    console.print(table)
+    return 0
+
+
+def cmd_variants(args: argparse.Namespace) -> int:
+    from regbench.models.variants import RECIPES, REGULARIZERS
+
+    table = Table("variant", "cells", "defaults", "reference", box=None)
+    for name, keys in RECIPES.items():
+        table.add_row(name, "lstm, gru, rnn", "", " + ".join(keys) or "plain cell")
+    for key, cls in sorted(REGULARIZERS.items()):
+        defaults = ", ".join(f"{k}={v}" for k, v in cls.defaults.items())
+        table.add_row(key, ", ".join(cls.cells), defaults, cls.citation)
+    console.print(table)
+    return 0
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--runs-dir",
+        help=f"where run directories live (env REGBENCH_RUNS; default ./{DEFAULT_RUNS})",
+    )
+    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="regbench", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="train one task × variant × seed")
+    run.add_argument("--task", required=True)
+    run.add_argument("--variant", default="none")
+    run.add_argument("--cell", default="lstm")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. --set train.lr=0.01 (repeatable)",
+    )
+    run.add_argument("--progress", action="store_true", help="show Lightning's progress bar")
+    _add_runtime(run)
+    run.set_defaults(func=cmd_run)
+    launch = sub.add_parser("launch", help="run every unfinished job of a grid")
+    launch.add_argument("grid", help="a grid file or the name of a built-in grid (quick)")
+    launch.add_argument("--retry-failed", action="store_true", help="rerun failed jobs too")
+    launch.add_argument("--dry-run", action="store_true", help="list the jobs, run nothing")
+    _add_runtime(launch)
+    launch.set_defaults(func=cmd_launch)
+    for name, func, text in (
+        ("status", cmd_status, "count done / pending / failed runs"),
+        ("report", cmd_report, "write the grid's results tables"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("grid")
+        p.add_argument("--runs-dir")
+        if name == "report":
+            p.add_argument("--out", help="output folder (default results/<grid>)")
+        else:
+            p.add_argument("-v", "--verbose", action="store_true", help="one line per run")
+        p.set_defaults(func=func)
+    sub.add_parser("tasks", help="list tasks").set_defaults(func=cmd_tasks)
+    sub.add_parser("variants", help="list variants").set_defaults(func=cmd_variants)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as err:
+        print(f"regbench: error: {err}", file=sys.stderr)
+        return 2

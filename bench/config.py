@@ -1,0 +1,209 @@
+"""A run's resolved config: library defaults ← task protocol ← overrides, checked key by key.
+
+The resolved config is everything a run's result depends on, and nothing else; its hash is
+the job's identity (jobs.py). Overrides are flat dotted keys (`train.lr`, `task.params.T`,
+`regularizers.zoneout.z_c`, `seeds.data`); an unknown key or a wrong type is a ConfigError
+naming the key, before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from regbench.errors import ConfigError, unknown
+from regbench.models.optim import OPTIMIZERS, SCHEDULES
+from regbench.models.variants import CELLS, REGULARIZERS, parse_variant
+from regbench.tasks import get_task
+
+MODEL_VERSION = 1
+SEED_NAMES = ("data", "init", "order", "mask")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One config value: its default, type and allowed range."""
+
+    default: Any
+    kind: type
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    below: float | None = None
+    nullable: bool = False
+
+    def check(self, key: str, value: Any) -> Any:
+        """The value converted to this field's type; a ConfigError naming `key` otherwise."""
+        if value is None and self.nullable:
+            return None
+        value = _coerce(key, value, self.kind)
+        if self.choices and value not in self.choices:
+            raise unknown(f"value for {key}", value, self.choices)
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{key}: must be at least {self.minimum}, got {value}.")
+        if self.below is not None and value >= self.below:
+            raise ConfigError(f"{key}: must be below {self.below}, got {value}.")
+        return value
+
+
+def _coerce(key: str, value: Any, kind: type) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        got = type(value).__name__
+        raise ConfigError(f"{key}: expected {kind.__name__}, got {got} {value!r}.")
+    return value
+
+
+MODEL: dict[str, Field] = {
+    "cell": Field("lstm", str, CELLS),
+    "hidden_size": Field(128, int, minimum=1),
+    "num_layers": Field(1, int, minimum=1),
+    "embedding_size": Field(0, int, minimum=0),  # 0: the hidden size (token tasks only)
+    "init": Field("default", str, ("default", "uniform")),
+    "init_scale": Field(0.1, float, minimum=0.0),
+    "forget_bias": Field(None, float, nullable=True),  # LSTM only; None keeps the init
+}
+TRAIN: dict[str, Field] = {
+    "optimizer": Field("adam", str, OPTIMIZERS),
+    "lr": Field(1e-3, float, minimum=0.0),
+    "weight_decay": Field(0.0, float, minimum=0.0),
+    "momentum": Field(0.0, float, minimum=0.0),
+    "batch_size": Field(32, int, minimum=1),
+    "eval_batch_size": Field(256, int, minimum=1),
+    "max_epochs": Field(10, int, minimum=1),
+    "clip": Field(0.0, float, minimum=0.0),  # gradient-norm clipping; 0 is off
+    "schedule": Field("none", str, SCHEDULES),
+    "decay_start": Field(1, int, minimum=0),
+    "decay_factor": Field(0.5, float, minimum=0.0),
+    "plateau_factor": Field(0.25, float, minimum=0.0),
+    "plateau_patience": Field(0, int, minimum=0),
+}
+
+
+def _fields_from_defaults(defaults: Mapping[str, Any], rates: bool = False) -> dict[str, Field]:
+    """Fields typed by their defaults; with `rates`, p_* and z_* lie in [0, 1)."""
+    fields = {}
+    for name, value in defaults.items():
+        is_rate = rates and name[:2] in ("p_", "z_")
+        fields[name] = Field(
+            value, type(value), minimum=0.0 if is_rate else None, below=1.0 if is_rate else None
+        )
+    return fields
+
+
+def schema(task: str, keys: tuple[str, ...]) -> dict[str, Field]:
+    """Every settable dotted key of a run of `task` with regularizers `keys`."""
+    protocol = get_task(task).protocol
+    fields = {f"model.{k}": f for k, f in MODEL.items()}
+    fields |= {f"train.{k}": f for k, f in TRAIN.items()}
+    fields |= {f"task.params.{k}": f for k, f in _fields_from_defaults(protocol.params).items()}
+    fields |= {f"seeds.{k}": Field(0, int, minimum=0) for k in SEED_NAMES}
+    for key in keys:
+        reg = _fields_from_defaults(REGULARIZERS[key].defaults, rates=True)
+        fields |= {f"regularizers.{key}.{k}": f for k, f in reg.items()}
+    return fields
+
+
+def all_override_keys() -> set[str]:
+    """Keys that are valid for some task and regularizer (grid-wide overrides)."""
+    from regbench.tasks import task_names
+
+    keys: set[str] = set()
+    for task in task_names():
+        keys |= set(schema(task, tuple(REGULARIZERS)))
+    return keys
+
+
+def resolve(
+    task: str,
+    variant: str,
+    cell: str,
+    seed: int,
+    overrides: Mapping[str, Any] | None = None,
+    where: str = "",
+) -> dict[str, Any]:
+    """The full config of one run. Overrides for keys this run lacks (another task's
+    parameters, an absent regularizer's rates) are skipped; unknown keys are errors."""
+    task_cls = get_task(task, where)
+    protocol = task_cls.protocol
+    keys = parse_variant(variant, cell, protocol.tokens, where)
+    fields = schema(task, keys)
+    flat = {k: f.default for k, f in fields.items()}
+    flat |= _prefixed("model", protocol.model) | _prefixed("train", protocol.train)
+    flat |= _prefixed("task.params", protocol.params)
+    for key in keys:
+        flat |= _prefixed(f"regularizers.{key}", protocol.regularizers.get(key, {}))
+    flat |= {f"seeds.{k}": seed for k in SEED_NAMES} | {"model.cell": cell}
+    flat |= _applicable(overrides or {}, fields, where)
+    checked = {k: fields[k].check(_where(where, k), v) for k, v in flat.items()}
+    config = _nest(checked)
+    problem = task_cls.check_params(config["task"]["params"])
+    if problem:
+        raise ConfigError(f"{_where(where, 'task.params')}: {problem}")
+    _finish(config, protocol, variant, seed, keys)
+    return config
+
+
+def _prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}.{k}": v for k, v in values.items()}
+
+
+def _where(where: str, key: str) -> str:
+    return f"{where}: {key}" if where else key
+
+
+def _applicable(overrides: Mapping[str, Any], fields: Mapping[str, Field], where: str) -> dict:
+    valid = all_override_keys() | set(fields)
+    for key in overrides:
+        if key not in valid:
+            raise unknown("config key", key, valid, where)
+    return {k: v for k, v in overrides.items() if k in fields}
+
+
+def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = tree
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return tree
+
+
+def _finish(
+    config: dict[str, Any], protocol: Any, variant: str, seed: int, keys: tuple[str, ...]
+) -> None:
+    """Add what is derived, not set: names, versions, the embedding size default."""
+    config["task"] = {"name": protocol.name, "version": protocol.version, **config["task"]}
+    config["variant"] = variant
+    config["seed"] = seed
+    config.setdefault("regularizers", {})
+    config["regularizers"] = {k: config["regularizers"].get(k, {}) for k in keys}
+    model = config["model"]
+    if not protocol.tokens:
+        model["embedding_size"] = 0
+    elif model["embedding_size"] == 0:
+        model["embedding_size"] = model["hidden_size"]
+    config["versions"] = {
+        "model": MODEL_VERSION,
+        "regularizers": {k: REGULARIZERS[k].version for k in keys},
+    }
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings → dotted keys (the inverse of the nesting above)."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, Mapping):
+            flat |= flatten(value, dotted)
+        else:
+            flat[dotted] = value
+    return flat
+
+
+def copy_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(dict(config))

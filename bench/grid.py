@@ -1,0 +1,176 @@
+"""Grid files: tasks × cells × variants × sweep points × seeds, expanded into jobs.
+
+    name: quick                      # optional, defaults to the file name
+    description: what the grid is for
+    tasks:                           # a list of names, or names with per-task overrides
+      seq_digits: {}
+      adding: {task.params.T: 50}
+    variants: [none, dropout, variational, zoneout]
+    cells: [lstm]                    # optional, default [lstm]
+    seeds: [0, 1, 2]
+    overrides: {train.max_epochs: 10}   # optional, applied to every job
+    sweep:                           # optional axis of override sets, one table row each
+      - {train.lr: 0.01}
+      - {train.lr: 0.001}
+
+Override keys are dotted config keys (see config.py); nested mappings are accepted too.
+Precedence, lowest first: defaults, task protocol, `overrides`, per-task overrides, sweep point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from regbench.config import flatten, resolve
+from regbench.errors import ConfigError, unknown
+from regbench.jobs import Job
+
+BUILTIN = Path(__file__).resolve().parent / "grids"
+KEYS = ("name", "description", "tasks", "variants", "cells", "seeds", "overrides", "sweep")
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    path: Path
+    description: str
+    tasks: dict[str, dict[str, Any]]
+    variants: list[str]
+    cells: list[str]
+    seeds: list[int]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    sweep: list[dict[str, Any]] = field(default_factory=list)
+
+    def file_hash(self) -> str:
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+
+
+def builtin_grids() -> list[str]:
+    return sorted(p.stem for p in BUILTIN.glob("*.yaml"))
+
+
+def find_grid(name_or_path: str | Path) -> Path:
+    """A grid file path, from a path or the name of a built-in grid."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: grid file not found.")
+        return path
+    candidate = BUILTIN / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        raise unknown("grid", str(name_or_path), builtin_grids())
+    return candidate
+
+
+def load_grid(name_or_path: str | Path) -> Grid:
+    """Read and check a grid file; every problem is a one-line ConfigError naming the file."""
+    path = find_grid(name_or_path)
+    raw = _read_yaml(path)
+    where = str(path)
+    for key in raw:
+        if key not in KEYS:
+            raise unknown("grid key", str(key), KEYS, where)
+    for key in ("tasks", "variants", "seeds"):
+        if key not in raw:
+            raise ConfigError(
+                f"{where}: missing key {key!r} (a grid needs tasks, variants, seeds)."
+            )
+    return Grid(
+        name=_typed(raw.get("name", path.stem), str, "name", where),
+        path=path,
+        description=_typed(raw.get("description", ""), str, "description", where),
+        tasks=_tasks(raw["tasks"], where),
+        variants=_list_of(raw["variants"], str, "variants", where),
+        cells=_list_of(raw.get("cells", ["lstm"]), str, "cells", where),
+        seeds=_seeds(raw["seeds"], where),
+        overrides=_overrides(raw.get("overrides") or {}, "overrides", where),
+        sweep=[_overrides(p, f"sweep[{i}]", where) for i, p in enumerate(raw.get("sweep") or [])],
+    )
+
+
+def expand(grid: Grid) -> list[Job]:
+    """All jobs of a grid, in table order; two grid points may not resolve to one config."""
+    jobs: list[Job] = []
+    seen: dict[str, str] = {}
+    where = str(grid.path)
+    for task, task_overrides in grid.tasks.items():
+        for cell in grid.cells:
+            for variant in grid.variants:
+                for point in grid.sweep or [{}]:
+                    for seed in grid.seeds:
+                        overrides = {**grid.overrides, **task_overrides, **point}
+                        config = resolve(task, variant, cell, seed, overrides, where)
+                        job = Job(config, point_label(point))
+                        if job.id in seen:
+                            raise ConfigError(
+                                f"{where}: {job.label} and {seen[job.id]} resolve to the same "
+                                "config; remove the duplicate or make the override apply."
+                            )
+                        seen[job.id] = job.label
+                        jobs.append(job)
+    return jobs
+
+
+def point_label(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{line}: invalid YAML: {problem}.") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a grid file must be a YAML mapping of {', '.join(KEYS)}.")
+    return raw
+
+
+def _typed(value: Any, kind: type, key: str, where: str) -> Any:
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {value!r}.")
+    return value
+
+
+def _list_of(value: Any, kind: type, key: str, where: str) -> list:
+    if not isinstance(value, list) or not value or not all(isinstance(v, kind) for v in value):
+        raise ConfigError(
+            f"{where}: {key} must be a non-empty list of {kind.__name__}s, got {value!r}."
+        )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: {key} lists a value twice: {value!r}.")
+    return value
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    seeds = _list_of(value, int, "seeds", where)
+    if any(isinstance(s, bool) or s < 0 for s in seeds):
+        raise ConfigError(f"{where}: seeds must be non-negative integers, got {value!r}.")
+    return seeds
+
+
+def _tasks(value: Any, where: str) -> dict[str, dict[str, Any]]:
+    if isinstance(value, list):
+        return {name: {} for name in _list_of(value, str, "tasks", where)}
+    if not isinstance(value, dict) or not value:
+        raise ConfigError(
+            f"{where}: tasks must be a list of names or a mapping of name to "
+            f"overrides, got {value!r}."
+        )
+    return {str(name): _overrides(o or {}, f"tasks.{name}", where) for name, o in value.items()}
+
+
+def _overrides(value: Any, key: str, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"{where}: {key} must be a mapping of config keys to values, got {value!r}."
+        )
+    return flatten(value)

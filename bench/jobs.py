@@ -1,0 +1,52 @@
+"""A job: one resolved config, identified by the hash of its content."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from regbench.rundir import RunDir
+
+ID_LENGTH = 12
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of a resolved config."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One run of a grid. `point` names the grid's sweep point (display only)."""
+
+    config: Mapping[str, Any]
+    point: str = field(default="", compare=False)
+
+    @functools.cached_property
+    def id(self) -> str:
+        return config_hash(self.config)[:ID_LENGTH]
+
+    @property
+    def seed(self) -> int:
+        return self.config["seed"]
+
+    @property
+    def cell_key(self) -> tuple[str, str, str, str]:
+        """The table row this job contributes to: task, cell, variant, sweep point."""
+        c = self.config
+        return (c["task"]["name"], c["model"]["cell"], c["variant"], self.point)
+
+    @property
+    def label(self) -> str:
+        task, cell, variant, point = self.cell_key
+        parts = [task, variant, cell, *([point] if point else []), f"seed {self.seed}"]
+        return " · ".join(parts)
+
+    def run_dir(self, runs_dir: Path | str) -> RunDir:
+        return RunDir(Path(runs_dir) / self.id)

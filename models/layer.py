@@ -1,0 +1,78 @@
+"""One recurrent layer: the fused kernel where the recurrence is intact, custom steps where not.
+
+The parameters always live in a one-layer `nn.LSTM` / `nn.GRU` / `nn.RNN`, so every variant
+has the same parameter count and initialisation, and the custom path can be checked against
+the fused one with identical weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from regbench.models.cells import GATES, State, StepPlan, run_steps
+from regbench.models.variants.base import Regularizer
+
+FUSED: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class RecurrentLayer(nn.Module):
+    """A single-layer LSTM, GRU or tanh-RNN over time-major input (T, B, F)."""
+
+    def __init__(self, cell: str, input_size: int, hidden_size: int) -> None:
+        super().__init__()
+        self.cell = cell
+        self.hidden_size = hidden_size
+        self.rnn = FUSED[cell](input_size, hidden_size, num_layers=1)
+
+    def initial_state(self, batch: int, like: Tensor) -> State:
+        zeros = like.new_zeros(batch, self.hidden_size)
+        return (zeros, zeros) if self.cell == "lstm" else (zeros,)
+
+    def forward(
+        self,
+        x: Tensor,
+        state: State | None,
+        regularizers: Sequence[Regularizer],
+        index: int,
+        custom: bool,
+    ) -> tuple[Tensor, State]:
+        if state is None:
+            state = self.initial_state(x.shape[1], x)
+        w_hh = self.rnn.weight_hh_l0
+        for reg in regularizers:
+            w_hh = reg.recurrent_weight(w_hh, index)
+        if custom:
+            return self._custom(x, state, w_hh, regularizers, index)
+        return self._fused(x, state, w_hh)
+
+    def _fused(self, x: Tensor, state: State, w_hh: Tensor) -> tuple[Tensor, State]:
+        hx = tuple(s.unsqueeze(0) for s in state)
+        hx_arg = hx if self.cell == "lstm" else hx[0]
+        if w_hh is self.rnn.weight_hh_l0:
+            out, new = self.rnn(x, hx_arg)
+        else:
+            out, new = torch.func.functional_call(self.rnn, {"weight_hh_l0": w_hh}, (x, hx_arg))
+        new = new if self.cell == "lstm" else (new,)
+        return out, tuple(s.squeeze(0) for s in new)
+
+    def _custom(
+        self, x: Tensor, state: State, w_hh: Tensor, regularizers: Sequence[Regularizer], index: int
+    ) -> tuple[Tensor, State]:
+        steps, batch, _ = x.shape
+        plan = StepPlan(cell=self.cell, steps=steps, batch=batch, hidden=self.hidden_size, like=x)
+        for reg in regularizers:
+            reg.plan_steps(plan, index)
+        rnn = self.rnn
+        if plan.input_norm is None:
+            gx = F.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0)
+        else:
+            gx = plan.input_norm(F.linear(x, rnn.weight_ih_l0)) + rnn.bias_ih_l0
+        return run_steps(self.cell, gx, state, w_hh, rnn.bias_hh_l0, plan)
+
+    @property
+    def gates(self) -> int:
+        return GATES[self.cell]

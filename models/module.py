@@ -1,0 +1,102 @@
+"""The LightningModule: a RecurrentNet, the task's loss and metric, and the optimizer.
+
+Logged keys: `train/loss` (per epoch, regularizer penalties included), `val/loss`,
+`val/<metric>`, `test/loss`, `test/<metric>`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import lightning as L
+import torch.nn.functional as F
+from torch import Tensor
+
+from regbench.models.network import NetOutput, RecurrentNet
+from regbench.models.optim import build_optimizer, build_schedule
+from regbench.models.variants import build_regularizers
+from regbench.tasks.base import InputSpec, Protocol
+
+Batch = dict[str, Tensor]
+
+
+def build_network(config: Mapping[str, Any], spec: InputSpec, kind: str) -> RecurrentNet:
+    """The network a resolved config describes, initialised as it says."""
+    m = config["model"]
+    net = RecurrentNet(
+        spec,
+        kind,
+        cell=m["cell"],
+        hidden_size=m["hidden_size"],
+        num_layers=m["num_layers"],
+        embedding_size=m["embedding_size"],
+        regularizers=build_regularizers(config["regularizers"]),
+    )
+    net.initialize(m["init"], m["init_scale"], m["forget_bias"])
+    return net
+
+
+class SequenceModel(L.LightningModule):
+    """Trains a RecurrentNet on one task's loss and reports the task's metric."""
+
+    def __init__(self, config: Mapping[str, Any], spec: InputSpec, protocol: Protocol) -> None:
+        super().__init__()
+        self.config = config
+        self.kind = protocol.kind
+        self.metric = protocol.metric_def
+        self.net = build_network(config, spec, protocol.kind)
+        self.val_metric = self.metric.make(spec.num_outputs)
+        self.test_metric = self.metric.make(spec.num_outputs)
+
+    def forward(self, batch: Batch) -> NetOutput:
+        return self.net(batch["x"], batch.get("lengths"))
+
+    def _losses(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Per-example (or per-position) losses, unreduced."""
+        if self.kind == "regress_last":
+            return F.mse_loss(prediction, target, reduction="none")
+        return F.cross_entropy(prediction.flatten(0, -2), target.flatten(), reduction="none")
+
+    def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
+        out = self(batch)
+        loss = self._losses(out.prediction, batch["y"]).mean()
+        if out.penalty is not None:
+            loss = loss + out.penalty
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
+        return loss
+
+    def _evaluate(self, batch: Batch, split: str) -> None:
+        out = self(batch)
+        losses = self._losses(out.prediction, batch["y"])
+        metric = self.val_metric if split == "val" else self.test_metric
+        if self.metric.from_nll:
+            metric.update(losses)
+        else:
+            metric.update(out.prediction, batch["y"])
+        size = len(batch["y"])
+        self.log(f"{split}/loss", losses.mean(), on_step=False, on_epoch=True, batch_size=size)
+        self.log(f"{split}/{self.metric.name}", metric, on_step=False, on_epoch=True)
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: Batch, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        optimizer = build_optimizer(self.parameters(), self.config["train"])
+        schedule = build_schedule(optimizer, self.config["train"])
+        if schedule is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": schedule}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @staticmethod
+    def count_tokens(batch: Batch) -> int:
+        """Time steps processed in a batch (the throughput unit)."""
+        lengths = batch.get("lengths")
+        x = batch["x"]
+        return int(lengths.sum()) if lengths is not None else x.shape[0] * x.shape[1]

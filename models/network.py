@@ -1,0 +1,116 @@
+"""The one backbone every variant shares: input → stacked recurrent layers → head.
+
+    x ─ embedding or raw features ─[input]─ layer 0 ─[hidden]─ … ─ layer L−1 ─[output]─ head
+
+Regularizers act at the bracketed sites, on W_hh, inside the recurrence, or on the loss
+(see models/variants/base.py). The head reads the last step (classification, regression) or
+every step (per-step prediction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from regbench.models.cells import State
+from regbench.models.layer import RecurrentLayer
+from regbench.models.variants.base import Regularizer, Site
+from regbench.tasks.base import InputSpec, OutputKind
+
+
+@dataclass
+class NetOutput:
+    prediction: Tensor  # (B, C) last-step logits, (B, T, C) per-step logits, or (B,) values
+    penalty: Tensor | None
+    state: list[State]
+
+
+class RecurrentNet(nn.Module):
+    """Stacked LSTM/GRU/tanh-RNN with regularizer hooks and a task head."""
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        kind: OutputKind,
+        cell: str,
+        hidden_size: int,
+        num_layers: int,
+        embedding_size: int,
+        regularizers: Sequence[Regularizer] = (),
+    ) -> None:
+        super().__init__()
+        self.kind = kind
+        self.embedding = nn.Embedding(spec.vocab_size, embedding_size) if spec.tokens else None
+        in_size = embedding_size if spec.tokens else spec.features
+        sizes = [in_size] + [hidden_size] * num_layers
+        self.layers = nn.ModuleList(
+            RecurrentLayer(cell, sizes[i], sizes[i + 1]) for i in range(num_layers)
+        )
+        self.head = nn.Linear(hidden_size, spec.num_outputs)
+        self.regularizers = nn.ModuleList(regularizers)
+
+    def forward(
+        self, x: Tensor, lengths: Tensor | None = None, state: list[State] | None = None
+    ) -> NetOutput:
+        h = self._site(self._embed(x), "input", 0)
+        custom = any(r.custom_cell for r in self.regularizers)
+        new_state: list[State] = []
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            raw, s = layer(h, state[i] if state else None, self.regularizers, i, custom)
+            new_state.append(s)
+            h = self._site(raw, "hidden" if i < last else "output", i)
+        penalty = self._penalty(raw, h)
+        return NetOutput(self._head(h, lengths), penalty, new_state)
+
+    def _embed(self, x: Tensor) -> Tensor:
+        """(B, T) tokens or (B, T, F) features → time-major (T, B, F)."""
+        if self.embedding is None:
+            return x.transpose(0, 1)
+        weight = self.embedding.weight
+        for reg in self.regularizers:
+            weight = reg.embedding_weight(weight)
+        return F.embedding(x.transpose(0, 1), weight)
+
+    def _site(self, h: Tensor, site: Site, layer: int) -> Tensor:
+        for reg in self.regularizers:
+            h = reg.at_site(h, site, layer)
+        return h
+
+    def _penalty(self, raw: Tensor, dropped: Tensor) -> Tensor | None:
+        terms = [t for r in self.regularizers if (t := r.penalty(raw, dropped)) is not None]
+        return torch.stack(terms).sum() if terms else None
+
+    def _head(self, h: Tensor, lengths: Tensor | None) -> Tensor:
+        if self.kind == "classify_each":
+            return self.head(h).transpose(0, 1)
+        if lengths is None:
+            last = h[-1]
+        else:
+            last = h[lengths - 1, torch.arange(h.shape[1], device=h.device)]
+        out = self.head(last)
+        return out.squeeze(-1) if self.kind == "regress_last" else out
+
+    def initialize(self, scheme: str, scale: float, forget_bias: float | None) -> None:
+        """'default' keeps PyTorch's init; 'uniform' draws every parameter from U(±scale)
+        (Zaremba et al. 2014). A forget-gate bias, if given, is put in b_ih (b_hh's part 0)."""
+        if scheme == "uniform":
+            for p in self.parameters():
+                nn.init.uniform_(p, -scale, scale)
+        elif scheme != "default":
+            raise ValueError(f"unknown init scheme {scheme!r}")
+        if forget_bias is not None:
+            self._set_forget_bias(forget_bias)
+
+    def _set_forget_bias(self, value: float) -> None:
+        for layer in self.layers:
+            if layer.cell != "lstm":
+                continue
+            n = layer.hidden_size
+            with torch.no_grad():
+                layer.rnn.bias_ih_l0[n : 2 * n].fill_(value)
+                layer.rnn.bias_hh_l0[n : 2 * n].zero_()

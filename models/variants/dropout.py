@@ -1,0 +1,26 @@
+"""Zaremba, Sutskever & Vinyals 2014, "Recurrent Neural Network Regularization", Sec. 3.
+
+Dropout D(·) only on the non-recurrent connections: the input of every layer (the embedding
+included) and the top layer's output before the softmax, h_t^{l−1} → D(h_t^{l−1}); never on
+h_{t−1}. Masks are fresh at every time step and element. At eval dropout is off (inverted
+scaling in training). The recurrence is untouched, so the fused cuDNN/oneDNN kernel runs.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from regbench.models.variants.base import Regularizer, Site
+
+
+class ZarembaDropout(Regularizer):
+    key = "dropout"
+    citation = "Zaremba et al. 2014, Sec. 3"
+    defaults = {"p_input": 0.5, "p_hidden": 0.5, "p_output": 0.5}
+
+    def at_site(self, x: Tensor, site: Site, layer: int) -> Tensor:
+        p = self.params[f"p_{site}"]
+        if p == 0.0 or not self.training:
+            return x
+        return F.dropout(x, p, training=True)

@@ -1,0 +1,41 @@
+"""Krueger et al. 2017, "Zoneout: Regularizing RNNs by Randomly Preserving Hidden Activations".
+
+Each unit keeps its previous value with probability z (Sec. 3, the LSTM form of Sec. 3.1):
+
+    c_t = d^c_t ⊙ c_{t−1} + (1 − d^c_t) ⊙ (f_t ⊙ c_{t−1} + i_t ⊙ g_t)
+    h_t = d^h_t ⊙ h_{t−1} + (1 − d^h_t) ⊙ (o_t ⊙ tanh(f_t ⊙ c_{t−1} + i_t ⊙ g_t))
+
+with separate per-unit, per-step Bernoulli masks d^c ~ B(z_c) and d^h ~ B(z_h), unscaled. At
+eval the masks are replaced by their expectation, h_t = z_h h_{t−1} + (1 − z_h) h̃_t. GRU and
+tanh-RNN carry h only: z_h applies and z_c is ignored.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from regbench.models.cells import StepPlan
+from regbench.models.variants.base import Regularizer
+
+
+class Zoneout(Regularizer):
+    key = "zoneout"
+    citation = "Krueger et al. 2017, Sec. 3"
+    plan_fields = ("zone_h", "zone_c")
+    defaults = {"z_c": 0.5, "z_h": 0.05}
+
+    @property
+    def custom_cell(self) -> bool:
+        return self.params["z_c"] > 0.0 or self.params["z_h"] > 0.0
+
+    def plan_steps(self, plan: StepPlan, layer: int) -> None:
+        for state, rate in (("h", self.params["z_h"]), ("c", self.params["z_c"])):
+            if rate > 0.0 and (state == "h" or plan.cell == "lstm"):
+                plan.set(f"zone_{state}", self._masks(plan, rate), self.key)
+
+    def _masks(self, plan: StepPlan, rate: float) -> list[torch.Tensor] | float:
+        if not self.training:
+            return rate
+        like = plan.like
+        masks = torch.empty(plan.shape(), dtype=like.dtype, device=like.device).bernoulli_(rate)
+        return list(masks.unbind(0))

@@ -1,0 +1,51 @@
+"""The command line: listings, a single run, and one-line errors with exit status 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from regbench.cli import main
+
+
+def test_tasks_and_variants_are_listed(capsys):
+    assert main(["tasks"]) == 0
+    out = capsys.readouterr().out
+    assert "seq_digits" in out and "cross_entropy" in out and "accuracy" in out
+    assert main(["variants"]) == 0
+    out = capsys.readouterr().out
+    assert "zoneout" in out and "Krueger" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["run", "--task", "seq_digit"], "Did you mean 'seq_digits'"),
+        (["run", "--task", "adding", "--variant", "zonout"], "Did you mean 'zoneout'"),
+        (["run", "--task", "adding", "--set", "train.lr"], "expected KEY=VALUE"),
+        (["launch", "nope.yaml"], "nope.yaml: grid file not found"),
+    ],
+)
+def test_errors_are_one_line_before_anything_runs(capsys, argv, fragment):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1 and err.startswith("regbench: error:")
+
+
+def test_single_run_then_already_done(tmp_path, tiny, capsys):
+    sets = [arg for k, v in tiny["copy_memory"].items() for arg in ("--set", f"{k}={v}")]
+    argv = [
+        "run",
+        "--task",
+        "copy_memory",
+        "--variant",
+        "variational",
+        "--seed",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+        *sets,
+    ]
+    assert main(argv) == 0
+    assert "test cross_entropy" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "already done" in capsys.readouterr().out
