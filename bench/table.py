@@ -111,24 +111,32 @@ def _task_line(name: str, config: Mapping[str, Any]) -> str:
     )
 
 
+def _run_code_versions(done: Sequence[Record], runs_dir: Path) -> tuple[str, str]:
+    """The commits the finished runs were produced at, and the hardware of the first."""
+    commits, hardware = set(), "–"
+    for record in done:
+        prov = read_json(record.job.run_dir(runs_dir).provenance)
+        code = prov["code"]
+        commits.add(f"`{(code['commit'] or 'unknown')[:12]}`{' (dirty)' if code['dirty'] else ''}")
+        if hardware == "–":
+            hardware = prov["hardware"].get("gpu") or prov["hardware"]["cpu"]
+    return ", ".join(sorted(commits)) or "–", hardware
+
+
 def provenance_lines(
     grid: Grid, records: Sequence[Record], runs_dir: Path, command: str
 ) -> list[str]:
-    code = code_version()
-    state = {True: "with uncommitted changes", False: "clean", None: "no git checkout"}[
-        code["dirty"]
-    ]
     done = [r for r in records if r.state == "done"]
-    hardware = "–"
-    if done:
-        prov = read_json(done[0].job.run_dir(runs_dir).provenance)
-        hardware = prov["hardware"].get("gpu") or prov["hardware"]["cpu"]
+    run_commits, hardware = _run_code_versions(done, runs_dir)
+    code = code_version()
+    state = {True: " (dirty)", False: "", None: " (no git checkout)"}[code["dirty"]]
     versions = package_versions()
     return [
         f"- produced by `{command}` on {date.today().isoformat()} from {len(done)} finished "
-        f"run directories ({len(records)} jobs)",
-        f"- regbench commit `{(code['commit'] or 'unknown')[:12]}` ({state}); grid file "
-        f"`{grid.path.name}` sha256 `{grid.file_hash()[:16]}`",
+        f"run directories ({len(records)} jobs), at regbench commit "
+        f"`{(code['commit'] or 'unknown')[:12]}`{state}",
+        f"- runs trained at regbench commit {run_commits}; grid file `{grid.path.name}` "
+        f"sha256 `{grid.file_hash()[:16]}`",
         f"- hardware: {hardware}; torch {versions['torch']}, lightning {versions['lightning']}, "
         f"python {versions['python']}",
     ]
