@@ -135,11 +135,12 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_variants(args: argparse.Namespace) -> int:
-    from regbench.models.variants import RECIPES, REGULARIZERS
+    from regbench.models.variants import CELLS, RECIPES, REGULARIZERS, defined_for
 
     table = Table("variant", "cells", "defaults", "reference", box=None)
     for name, keys in RECIPES.items():
-        table.add_row(name, "lstm, gru, rnn", "", " + ".join(keys) or "plain cell")
+        cells = ", ".join(c for c in CELLS if defined_for(name, c))
+        table.add_row(name, cells, "", " + ".join(keys) or "plain cell")
     for key, cls in sorted(REGULARIZERS.items()):
         defaults = ", ".join(f"{k}={v}" for k, v in cls.defaults.items())
         table.add_row(key, ", ".join(cls.cells), defaults, cls.citation)

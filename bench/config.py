@@ -82,13 +82,28 @@ TRAIN: dict[str, Field] = {
 }
 
 
-def _fields_from_defaults(defaults: Mapping[str, Any], rates: bool = False) -> dict[str, Field]:
-    """Fields typed by their defaults; with `rates`, p_* and z_* lie in [0, 1)."""
+def _fields_from_defaults(
+    defaults: Mapping[str, Any], choices: Mapping[str, tuple[str, ...]] | None = None
+) -> dict[str, Field]:
+    """Fields typed by their defaults, with the given choices for string values."""
+    return {
+        name: Field(value, type(value), (choices or {}).get(name, ()))
+        for name, value in defaults.items()
+    }
+
+
+def _regularizer_fields(key: str) -> dict[str, Field]:
+    """A regularizer's parameters: rates (p_*, z_*) lie in [0, 1), other numbers are ≥ 0."""
+    cls = REGULARIZERS[key]
     fields = {}
-    for name, value in defaults.items():
-        is_rate = rates and name[:2] in ("p_", "z_")
+    for name, value in cls.defaults.items():
+        number = isinstance(value, float)
         fields[name] = Field(
-            value, type(value), minimum=0.0 if is_rate else None, below=1.0 if is_rate else None
+            value,
+            type(value),
+            cls.choices.get(name, ()),
+            minimum=0.0 if number else None,
+            below=1.0 if number and name[:2] in ("p_", "z_") else None,
         )
     return fields
 
@@ -101,7 +116,7 @@ def schema(task: str, keys: tuple[str, ...]) -> dict[str, Field]:
     fields |= {f"task.params.{k}": f for k, f in _fields_from_defaults(protocol.params).items()}
     fields |= {f"seeds.{k}": Field(0, int, minimum=0) for k in SEED_NAMES}
     for key in keys:
-        reg = _fields_from_defaults(REGULARIZERS[key].defaults, rates=True)
+        reg = _regularizer_fields(key)
         fields |= {f"regularizers.{key}.{k}": f for k, f in reg.items()}
     return fields
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regbench.models.cells import GATES, State, StepPlan, run_steps
+from regbench.models.cells import GATES, Norm, State, Stats, StepPlan, run_steps
 from regbench.models.variants.base import Regularizer
 
 FUSED: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -66,13 +66,31 @@ class RecurrentLayer(nn.Module):
         plan = StepPlan(cell=self.cell, steps=steps, batch=batch, hidden=self.hidden_size, like=x)
         for reg in regularizers:
             reg.plan_steps(plan, index)
+        gx, b_hh = self._input_projection(x, plan)
+        walk = run_steps(self.cell, gx.unbind(0), state, w_hh, b_hh, plan)
+        _update_running_stats(plan.hidden_norm, walk.hidden_stats, batch)
+        _update_running_stats(plan.cell_norm, walk.cell_stats, batch)
+        return walk.outputs, walk.state
+
+    def _input_projection(self, x: Tensor, plan: StepPlan) -> tuple[Tensor, Tensor]:
+        """W_ih x for all steps (hoisted), with its normalization, and the bias left for
+        the step (both biases when a norm over the summed input comes first)."""
         rnn = self.rnn
+        if plan.sum_norm is not None:
+            return F.linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0 + rnn.bias_hh_l0
         if plan.input_norm is None:
-            gx = F.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0)
-        else:
-            gx = plan.input_norm(F.linear(x, rnn.weight_ih_l0)) + rnn.bias_ih_l0
-        return run_steps(self.cell, gx, state, w_hh, rnn.bias_hh_l0, plan)
+            return F.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0), rnn.bias_hh_l0
+        gx = plan.input_norm(F.linear(x, rnn.weight_ih_l0)) + rnn.bias_ih_l0
+        return gx, rnn.bias_hh_l0
 
     @property
     def gates(self) -> int:
         return GATES[self.cell]
+
+
+def _update_running_stats(norm: Norm | None, stats: list[Stats], batch: int) -> None:
+    """Hand the batch statistics a batch norm used at each step to its running averages."""
+    if norm is None or norm.update is None or not stats:
+        return
+    means, variances = zip(*stats, strict=True)
+    norm.update(torch.stack(means).detach(), torch.stack(variances).detach(), batch)

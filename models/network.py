@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regbench.models.cells import State
+from regbench.models.cells import GATES, State
 from regbench.models.layer import RecurrentLayer
-from regbench.models.variants.base import Regularizer, Site
+from regbench.models.variants.base import LayerDims, Regularizer, Site
 from regbench.tasks.base import InputSpec, OutputKind
 
 
@@ -52,6 +51,9 @@ class RecurrentNet(nn.Module):
         )
         self.head = nn.Linear(hidden_size, spec.num_outputs)
         self.regularizers = nn.ModuleList(regularizers)
+        dims = [LayerDims(cell, sizes[i], sizes[i + 1], GATES[cell]) for i in range(num_layers)]
+        for reg in self.regularizers:
+            reg.bind(dims)
 
     def forward(
         self, x: Tensor, lengths: Tensor | None = None, state: list[State] | None = None
@@ -71,10 +73,12 @@ class RecurrentNet(nn.Module):
         """(B, T) tokens or (B, T, F) features → time-major (T, B, F)."""
         if self.embedding is None:
             return x.transpose(0, 1)
-        weight = self.embedding.weight
+        tokens = x.transpose(0, 1)
         for reg in self.regularizers:
-            weight = reg.embedding_weight(weight)
-        return F.embedding(x.transpose(0, 1), weight)
+            vectors = reg.embed(tokens, self.embedding.weight)
+            if vectors is not None:
+                return vectors
+        return self.embedding(tokens)
 
     def _site(self, h: Tensor, site: Site, layer: int) -> Tensor:
         for reg in self.regularizers:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -10,6 +12,8 @@ from regbench.models.variants import REGULARIZERS
 from regbench.tasks.base import InputSpec
 
 SPEC = InputSpec(num_outputs=3, features=4)
+TOKENS = InputSpec(num_outputs=3, vocab_size=30)
+Term = Callable[[Tensor, int], Tensor]
 
 
 def net(
@@ -17,34 +21,65 @@ def net(
     layers: int = 2,
     hidden: int = 6,
     kind: str = "classify_each",
+    spec: InputSpec = SPEC,
     **regularizers: dict,
 ) -> RecurrentNet:
     """A network with the given regularizers ({key: params}); weights from seed 0."""
     torch.manual_seed(0)
     regs = [REGULARIZERS[k](**p) for k, p in regularizers.items()]
-    return RecurrentNet(SPEC, kind, cell, hidden, layers, 0, regs)
+    return RecurrentNet(spec, kind, cell, hidden, layers, 5, regs)
 
 
 def inputs(batch: int = 5, steps: int = 7) -> Tensor:
     return torch.randn(batch, steps, SPEC.features, generator=torch.Generator().manual_seed(1))
 
 
-def reference_lstm(x: Tensor, rnn: torch.nn.LSTM, zone_h=None, zone_c=None, h_mask=None):
-    """A plain, step-by-step LSTM with optional zoneout rates/masks and a hidden mask, written
-    from the equations (Krueger et al. 2017 Sec. 3; Gal & Ghahramani 2016 Sec. 4)."""
+def tokens(batch: int = 5, steps: int = 7) -> Tensor:
+    return torch.randint(
+        0, TOKENS.vocab_size, (batch, steps), generator=torch.Generator().manual_seed(2)
+    )
+
+
+def run_layer(model: RecurrentNet, x: Tensor, index: int = 0) -> Tensor:
+    """Layer `index` of `model` on time-major x through the custom cell."""
+    return model.layers[index](x, None, model.regularizers, index, custom=True)[0]
+
+
+def batch_norm(v: Tensor, gamma: Tensor, beta: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Batch norm of a (B, F) term with this batch's statistics (biased variance)."""
+    out = (v - v.mean(0)) / torch.sqrt(v.var(0, unbiased=False) + eps) * gamma
+    return out if beta is None else out + beta
+
+
+def reference_lstm(
+    x: Tensor,
+    rnn: torch.nn.LSTM,
+    zone_h=None,
+    zone_c=None,
+    h_mask=None,
+    update_masks=None,
+    x_term: Term | None = None,
+    h_term: Term | None = None,
+    c_term: Term | None = None,
+    state=None,
+) -> Tensor:
+    """A plain step-by-step LSTM written from the papers' equations, with optional zoneout
+    (Krueger et al. 2017 Sec. 3.2), hidden mask (Gal & Ghahramani 2016 eq. 7), update masks
+    (Semeniuta et al. 2016) and normalizations of W_x x, W_h h and c (Cooijmans et al. 2017
+    eqs. 6–8; Ba et al. 2016 supp. eqs. 20–22)."""
     steps, batch, _ = x.shape
     hidden = rnn.hidden_size
-    h = x.new_zeros(batch, hidden)
-    c = x.new_zeros(batch, hidden)
+    h, c = state if state is not None else (x.new_zeros(batch, hidden), x.new_zeros(batch, hidden))
     outs = []
     for t in range(steps):
         h_in = h if h_mask is None else h * h_mask
-        gates = (
-            x[t] @ rnn.weight_ih_l0.T + rnn.bias_ih_l0 + h_in @ rnn.weight_hh_l0.T + rnn.bias_hh_l0
-        )
-        i, f, g, o = gates.chunk(4, 1)
-        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h_new = torch.sigmoid(o) * torch.tanh(c_new)
+        wx, wh = x[t] @ rnn.weight_ih_l0.T, h_in @ rnn.weight_hh_l0.T
+        wx = wx if x_term is None else x_term(wx, t)
+        wh = wh if h_term is None else h_term(wh, t)
+        i, f, g, o = (wx + rnn.bias_ih_l0 + wh + rnn.bias_hh_l0).chunk(4, 1)
+        g = torch.tanh(g) if update_masks is None else torch.tanh(g) * update_masks[t]
+        c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * g
+        h_new = torch.sigmoid(o) * torch.tanh(c_new if c_term is None else c_term(c_new, t))
         dc = zone_c[t] if isinstance(zone_c, list) else zone_c
         dh = zone_h[t] if isinstance(zone_h, list) else zone_h
         c = c_new if dc is None else dc * c + (1 - dc) * c_new

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from helpers import inputs, net, reference_lstm
+from helpers import inputs, net, reference_lstm, run_layer
 from regbench.models.cells import StepPlan
-
-
-def run_layer(model, x):
-    return model.layers[0](x, None, model.regularizers, 0, custom=True)[0]
 
 
 def test_training_masks_are_unscaled_per_step_and_per_unit():

@@ -1,7 +1,8 @@
 """Variants: a name (or several joined by '+') resolving to a list of regularizers.
 
-A variant name is either a regularizer key (`zoneout`), a named recipe composed of several
-(`awd`, later), or a composition such as `dropout+zoneout`. `none` is the plain cell.
+A variant name is a regularizer key (`zoneout`), a named recipe composed of several (`awd`),
+or a composition such as `zoneout+recurrent_bn`. `none` is the plain cell. Two regularizers
+that change the same part of the network (their `claims` overlap) cannot be composed.
 """
 
 from __future__ import annotations
@@ -10,15 +11,40 @@ from collections.abc import Mapping
 from typing import Any
 
 from regbench.errors import ConfigError, unknown
-from regbench.models.variants.base import CELLS, Regularizer
+from regbench.models.variants.ar_tar import ActivationRegularization
+from regbench.models.variants.base import CELLS, LayerDims, Regularizer
+from regbench.models.variants.bn_input import InputBatchNorm
 from regbench.models.variants.dropout import ZarembaDropout
+from regbench.models.variants.embed_dropout import EmbeddingDropout
+from regbench.models.variants.layer_norm import LayerNorm
+from regbench.models.variants.locked_dropout import LockedDropout
+from regbench.models.variants.recurrent_bn import RecurrentBatchNorm
+from regbench.models.variants.recurrent_dropout import RecurrentDropout
 from regbench.models.variants.variational import VariationalDropout
+from regbench.models.variants.weight_drop import WeightDrop
 from regbench.models.variants.zoneout import Zoneout
 
 REGULARIZERS: dict[str, type[Regularizer]] = {
-    cls.key: cls for cls in (ZarembaDropout, VariationalDropout, Zoneout)
+    cls.key: cls
+    for cls in (
+        ZarembaDropout,
+        EmbeddingDropout,
+        VariationalDropout,
+        LockedDropout,
+        WeightDrop,
+        Zoneout,
+        RecurrentDropout,
+        RecurrentBatchNorm,
+        InputBatchNorm,
+        LayerNorm,
+        ActivationRegularization,
+    )
 }
-RECIPES: dict[str, tuple[str, ...]] = {"none": ()}
+RECIPES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    # Merity et al. 2017: weight-drop + locked dropout + embedding dropout + AR/TAR.
+    "awd": ("weight_drop", "locked_dropout", "embed_dropout", "ar_tar"),
+}
 
 
 def variant_names() -> list[str]:
@@ -27,46 +53,56 @@ def variant_names() -> list[str]:
 
 def parse_variant(name: str, cell: str, tokens: bool = True, where: str = "") -> tuple[str, ...]:
     """The regularizer keys of a variant, checked against the cell and the task's inputs."""
+    prefix = f"{where}: " if where else ""
+    parts = name.split("+")
     keys: list[str] = []
-    for part in name.split("+"):
+    for part in parts:
         if part in RECIPES:
             keys.extend(RECIPES[part])
         elif part in REGULARIZERS:
             keys.append(part)
         else:
             raise unknown("variant", part, variant_names(), where)
-    if "none" in name.split("+") and len(name.split("+")) > 1:
-        raise ConfigError(f"{where}: 'none' cannot be combined with other variants in {name!r}.")
-    _check_composition(name, keys, cell, tokens, where)
-    return tuple(keys)
-
-
-def _check_composition(name: str, keys: list[str], cell: str, tokens: bool, where: str) -> None:
+    if "none" in parts and len(parts) > 1:
+        raise ConfigError(f"{prefix}'none' cannot be combined with other variants in {name!r}.")
     if cell not in CELLS:
         raise unknown("cell", cell, CELLS, where)
     if len(set(keys)) != len(keys):
-        raise ConfigError(f"{where}: variant {name!r} repeats a regularizer.")
-    claimed: dict[str, str] = {}
+        raise ConfigError(f"{prefix}variant {name!r} repeats a regularizer.")
     for key in keys:
-        cls = REGULARIZERS[key]
-        if cell not in cls.cells:
-            valid = [v for v in variant_names() if _defined_for(v, cell)]
-            raise ConfigError(
-                f"{where}: variant {key!r} is not defined for cell {cell!r} "
-                f"(defined for {', '.join(cls.cells)}). Valid for {cell}: {', '.join(valid)}."
-            )
-        if cls.needs_tokens and not tokens:
-            raise ConfigError(f"{where}: variant {key!r} needs a task with token inputs.")
-        for field in cls.plan_fields:
-            if field in claimed:
+        _check_defined(key, cell, tokens, prefix)
+    _check_claims(keys, prefix)
+    return tuple(keys)
+
+
+def _check_defined(key: str, cell: str, tokens: bool, prefix: str) -> None:
+    cls = REGULARIZERS[key]
+    if cell not in cls.cells:
+        valid = [v for v in variant_names() if defined_for(v, cell)]
+        raise ConfigError(
+            f"{prefix}variant {key!r} is not defined for cell {cell!r} (its paper defines it "
+            f"for {', '.join(cls.cells)}). Valid for {cell}: {', '.join(valid)}."
+        )
+    if cls.needs_tokens and not tokens:
+        raise ConfigError(
+            f"{prefix}variant {key!r} drops word types from an embedding and needs a task "
+            "with token inputs."
+        )
+
+
+def _check_claims(keys: list[str], prefix: str) -> None:
+    owner: dict[str, str] = {}
+    for key in keys:
+        for part in REGULARIZERS[key].claims:
+            if part in owner:
                 raise ConfigError(
-                    f"{where}: {key!r} and {claimed[field]!r} both change the cell's {field}; "
+                    f"{prefix}{key!r} and {owner[part]!r} both change the network's {part}; "
                     "they cannot be composed."
                 )
-            claimed[field] = key
+            owner[part] = key
 
 
-def _defined_for(variant: str, cell: str) -> bool:
+def defined_for(variant: str, cell: str) -> bool:
     keys = RECIPES.get(variant, (variant,))
     return all(cell in REGULARIZERS[k].cells for k in keys)
 
@@ -80,8 +116,10 @@ __all__ = [
     "CELLS",
     "RECIPES",
     "REGULARIZERS",
+    "LayerDims",
     "Regularizer",
     "build_regularizers",
+    "defined_for",
     "parse_variant",
     "variant_names",
 ]

@@ -3,21 +3,25 @@
 A network (models/network.py) runs: embedding → [site "input"] → layer 1 → [site "hidden"] →
 … → layer L → [site "output"] → head. A regularizer may act at any of these points:
 
-- `embedding_weight`: rewrite the embedding matrix for one forward (embedding dropout);
+- `embed`: look up the (T, B) tokens itself (embedding dropout);
 - `at_site`: transform the (T, B, F) activations at a site (Zaremba, locked, variational);
 - `recurrent_weight`: rewrite W_hh for one forward (weight-drop / DropConnect);
 - `plan_steps`: fill the StepPlan of a layer's recurrence (zoneout, variational h, Semeniuta,
-  normalization); such a regularizer lists the fields in `plan_fields` and says through
-  `custom_cell` when it needs them, since the fused cuDNN/oneDNN kernel cannot express them
-  (at rate 0 it does not, and the fused kernel runs: rate 0 reproduces `none` exactly);
+  normalization); `custom_cell` says when that is needed, since the fused cuDNN/oneDNN
+  kernel cannot express it (at rate 0 it is not, and the fused kernel runs: a rate of 0
+  reproduces `none` exactly);
 - `penalty`: add a term to the training loss (AR/TAR).
 
 Every hook is the identity by default, so variants compose by listing several regularizers.
+`claims` names the parts of the network a regularizer changes; two regularizers that claim
+the same part cannot be composed. Regularizers with parameters of their own (normalization
+gains) create them per layer in `bind`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -29,6 +33,20 @@ Site = Literal["input", "hidden", "output"]
 CELLS = ("lstm", "gru", "rnn")
 
 
+@dataclass(frozen=True)
+class LayerDims:
+    """The sizes of one recurrent layer, for regularizers that own per-layer parameters."""
+
+    cell: str
+    input_size: int
+    hidden_size: int
+    gates: int
+
+    @property
+    def gate_size(self) -> int:
+        return self.gates * self.hidden_size
+
+
 class Regularizer(nn.Module):
     """Base class; subclasses set the class attributes and override the hooks they need."""
 
@@ -36,21 +54,26 @@ class Regularizer(nn.Module):
     version: ClassVar[int] = 1
     citation: ClassVar[str] = ""
     cells: ClassVar[tuple[str, ...]] = CELLS
-    plan_fields: ClassVar[tuple[str, ...]] = ()
+    claims: ClassVar[tuple[str, ...]] = ()
     needs_tokens: ClassVar[bool] = False
     defaults: ClassVar[Mapping[str, Any]] = {}
+    choices: ClassVar[Mapping[str, tuple[str, ...]]] = {}
 
     def __init__(self, **params: Any) -> None:
         super().__init__()
         self.params = {**self.defaults, **params}
+
+    def bind(self, layers: Sequence[LayerDims]) -> None:
+        """Create per-layer parameters, if any (called once by the network)."""
 
     @property
     def custom_cell(self) -> bool:
         """Whether this forward needs the custom recurrence (some plan field is non-trivial)."""
         return False
 
-    def embedding_weight(self, weight: Tensor) -> Tensor:
-        return weight
+    def embed(self, tokens: Tensor, weight: Tensor) -> Tensor | None:
+        """Embedding vectors of time-major (T, B) `tokens`, or None for the plain lookup."""
+        return None
 
     def at_site(self, x: Tensor, site: Site, layer: int) -> Tensor:
         """`x` is (T, B, F); `layer` is the index of the layer the site feeds (or follows)."""
@@ -72,6 +95,10 @@ class Regularizer(nn.Module):
 
 def keep_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
     """A Bernoulli(1 − p) mask scaled by 1/(1 − p) (inverted dropout), shaped `shape`."""
-    if p >= 1.0:
-        return torch.zeros(shape, dtype=like.dtype, device=like.device)
     return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p) / (1.0 - p)
+
+
+def locked(x: Tensor, p: float) -> Tensor:
+    """Dropout with one mask per sequence and feature, shared by all steps of (T, B, F) `x`
+    (Gal & Ghahramani 2016; Merity et al. 2017's LockedDropout)."""
+    return x * keep_mask((1, x.shape[1], x.shape[2]), p, x)

@@ -1,13 +1,13 @@
 """Krueger et al. 2017, "Zoneout: Regularizing RNNs by Randomly Preserving Hidden Activations".
 
-Each unit keeps its previous value with probability z (Sec. 3, the LSTM form of Sec. 3.1):
+Each unit keeps its previous value with probability z (Sec. 3.2, zoneout in LSTMs):
 
     c_t = d^c_t ⊙ c_{t−1} + (1 − d^c_t) ⊙ (f_t ⊙ c_{t−1} + i_t ⊙ g_t)
     h_t = d^h_t ⊙ h_{t−1} + (1 − d^h_t) ⊙ (o_t ⊙ tanh(f_t ⊙ c_{t−1} + i_t ⊙ g_t))
 
-with separate per-unit, per-step Bernoulli masks d^c ~ B(z_c) and d^h ~ B(z_h), unscaled. At
-eval the masks are replaced by their expectation, h_t = z_h h_{t−1} + (1 − z_h) h̃_t. GRU and
-tanh-RNN carry h only: z_h applies and z_c is ignored.
+with separate per-unit, per-step Bernoulli masks d^c ~ B(z_c) and d^h ~ B(z_h), unscaled; h_t
+uses the un-zoned new cell. At eval the masks are replaced by their expectation (Sec. 1),
+h_t = z_h h_{t−1} + (1 − z_h) h̃_t. GRU and tanh-RNN carry h only: z_h applies, z_c is ignored.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from regbench.models.variants.base import Regularizer
 
 class Zoneout(Regularizer):
     key = "zoneout"
-    citation = "Krueger et al. 2017, Sec. 3"
-    plan_fields = ("zone_h", "zone_c")
+    citation = "Krueger et al. 2017, Sec. 3.2"
+    claims = ("zone_h", "zone_c")
     defaults = {"z_c": 0.5, "z_h": 0.05}
 
     @property

@@ -1,0 +1,43 @@
+"""Batch-normalized RNNs with BN on the input-to-hidden transform only (Laurent et al. 2016).
+
+    h_t = φ(BN(W_x x_t) + W_h h_{t−1})        (LSTM and GRU: the gates' input term)
+
+The recurrent term is not normalized (the paper found that it did not help). Statistics are
+"frame-wise" (per time step, over the batch; `statistics: frame`, the default) or
+"sequence-wise" (over batch and time; `statistics: sequence`); running averages at eval, γ
+starts at 1 and the shift is the cell's bias. BN(W_x x) depends on no state, so it is computed
+for all steps before the loop. Section and equation numbers of the paper were not available
+to us; the formula is the one its abstract and later surveys state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from regbench.models.cells import StepPlan
+from regbench.models.variants.base import LayerDims, Regularizer
+from regbench.models.variants.norms import StepBatchNorm
+
+
+class InputBatchNorm(Regularizer):
+    key = "bn_input"
+    citation = "Laurent et al. 2016"
+    claims = ("input_norm",)
+    defaults = {"gamma": 1.0, "statistics": "frame"}
+    choices = {"statistics": ("frame", "sequence")}
+
+    def bind(self, layers: Sequence[LayerDims]) -> None:
+        per_step = self.params["statistics"] == "frame"
+        self.norms = nn.ModuleList(
+            StepBatchNorm(d.gate_size, self.params["gamma"], shift=False, per_step=per_step)
+            for d in layers
+        )
+
+    @property
+    def custom_cell(self) -> bool:
+        return True
+
+    def plan_steps(self, plan: StepPlan, layer: int) -> None:
+        plan.set("input_norm", self.norms[layer].normalize_all, self.key)

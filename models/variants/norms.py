@@ -1,0 +1,104 @@
+"""Batch normalization with statistics per time step, shared by recurrent BN and BN-input.
+
+Cooijmans et al. 2017, Sec. 3, eq. (5): BN(h; γ, β) = β + γ ⊙ (h − Ê[h]) / sqrt(Var[h] + ε),
+with separate statistics for each time step t ≤ T_max and shared γ, β. In training the
+minibatch statistics of step t are used and folded into running averages for step t (T_max
+grows to the longest training sequence seen); at eval the running averages of step t are
+used, and those of T_max for every t ≥ T_max. With `per_step = False` the statistics pool all
+steps (Laurent et al. 2016's sequence-wise normalization).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from regbench.models.cells import Norm
+
+
+class StepBatchNorm(nn.Module):
+    """Per-time-step BN over `features`, with gain initialised to `gamma` and an optional
+    learned shift."""
+
+    def __init__(
+        self,
+        features: int,
+        gamma: float,
+        shift: bool,
+        per_step: bool = True,
+        momentum: float = 0.1,
+        eps: float = 1e-5,
+    ) -> None:
+        super().__init__()
+        self.per_step, self.momentum, self.eps = per_step, momentum, eps
+        self.weight = nn.Parameter(torch.full((features,), gamma))
+        self.bias = nn.Parameter(torch.zeros(features)) if shift else None
+        self.register_buffer("running_mean", torch.zeros(0, features))
+        self.register_buffer("running_var", torch.ones(0, features))
+
+    @property
+    def max_steps(self) -> int:
+        """T_max: the number of steps with running statistics."""
+        return self.running_mean.shape[0]
+
+    def update(self, mean: Tensor, var: Tensor, batch: int) -> None:
+        """Fold (steps, F) minibatch statistics into the running averages of those steps."""
+        steps = mean.shape[0]
+        self._grow(steps)
+        unbiased = var * batch / max(batch - 1, 1)
+        m = self.momentum
+        with torch.no_grad():
+            self.running_mean[:steps].lerp_(mean, m)
+            self.running_var[:steps].lerp_(unbiased, m)
+
+    def _grow(self, steps: int) -> None:
+        missing = steps - self.max_steps
+        if missing > 0:
+            features = self.running_mean.shape[1]
+            like = self.running_mean
+            self.running_mean = torch.cat([like, like.new_zeros(missing, features)])
+            self.running_var = torch.cat([self.running_var, like.new_ones(missing, features)])
+
+    def _running(self, steps: int) -> tuple[Tensor, Tensor]:
+        """Running (mean, var) for steps 0 … steps−1, reusing T_max's beyond it."""
+        index = torch.arange(steps, device=self.running_mean.device).clamp(max=self.max_steps - 1)
+        return self.running_mean[index], self.running_var[index]
+
+    def _use_batch_stats(self) -> bool:
+        return self.training or self.max_steps == 0
+
+    def normalize_all(self, x: Tensor) -> Tensor:
+        """Normalize a (T, B, F) term for all steps at once (input side, before the loop)."""
+        steps = x.shape[0]
+        if self._use_batch_stats():
+            dims = (1,) if self.per_step else (0, 1)
+            var, mean = torch.var_mean(x, dim=dims, unbiased=False, keepdim=True)
+            if self.training:
+                shape = (steps if self.per_step else 1, x.shape[-1])
+                self.update(
+                    mean.reshape(shape).detach(),
+                    var.reshape(shape).detach(),
+                    x.shape[1] * (1 if self.per_step else steps),
+                )
+        else:
+            mean, var = self._running(steps if self.per_step else 1)
+            mean, var = mean.unsqueeze(1), var.unsqueeze(1)
+        y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
+        return y if self.bias is None else y + self.bias
+
+    def step_norm(self, steps: int) -> Norm:
+        """The per-step normalization for a term computed inside the recurrence."""
+        if self._use_batch_stats():
+            update = self.update if self.training else None
+            return Norm("batch", self.weight, self.bias, self.eps, update=update)
+        mean, var = self._running(steps)
+        stats = list(zip(mean.unbind(0), var.unbind(0), strict=True))
+        return Norm("batch", self.weight, self.bias, self.eps, stats=stats)
+
+    def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
+        stored = state_dict.get(prefix + "running_mean")
+        if stored is not None:
+            self._grow(stored.shape[0])
+        super()._load_from_state_dict(state_dict, prefix, *args)
