@@ -4,7 +4,7 @@ RUNS ?= runs
 GRID ?= quick
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint bench report status clean-runs
+.PHONY: help install test lint bench report status perf clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ report: ## rewrite results/$(GRID)/ from the run directories
 
 status: ## count done / pending / failed runs of $(GRID)
 	$(PYTHON) -m regbench status $(GRID) --runs-dir $(RUNS)
+
+perf: ## benchmark every variant's speed against nn.LSTM; writes results/perf/<device>.md
+	$(PYTHON) -m regbench.perf
 
 clean-runs: ## delete the run directories under $(RUNS) (finished runs too)
 	rm -rf $(RUNS)

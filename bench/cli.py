@@ -155,6 +155,13 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--step-mode",
+        default="auto",
+        choices=("auto", "eager", "compile"),
+        help="custom cells: compile K-step chunks, or eager (auto: compile on GPU "
+        "and for long CPU runs)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -92,13 +92,14 @@ class StepPlan:
         return (self.steps, self.batch, self.hidden)
 
     def window(self, start: int, stop: int) -> StepPlan:
-        """The plan for steps [start, stop): per-step sequences sliced, the rest shared."""
+        """The plan for steps [start, stop): per-step sequences sliced, the rest shared, and
+        what the steps do not read (input norm, owners, running-average updates) left out."""
 
         def cut(value: object) -> object:
             return value[start:stop] if isinstance(value, (list, tuple)) else value
 
         norms = {
-            name: replace(norm, stats=cut(norm.stats))
+            name: replace(norm, stats=cut(norm.stats), update=None)
             for name in ("hidden_norm", "cell_norm", "sum_norm")
             if (norm := getattr(self, name)) is not None
         }
@@ -108,6 +109,8 @@ class StepPlan:
             update_masks=cut(self.update_masks),
             zone_h=cut(self.zone_h),
             zone_c=cut(self.zone_c),
+            input_norm=None,
+            owners={},
             **norms,
         )
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from regbench.models.cells import GATES, Norm, State, Stats, StepPlan, run_steps
+from regbench.models.cells import GATES, Norm, State, Stats, StepPlan
+from regbench.models.steps import DEFAULT_CHUNK, StepMode, walk
 from regbench.models.variants.base import Regularizer
 
 FUSED: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -27,6 +28,8 @@ class RecurrentLayer(nn.Module):
         self.cell = cell
         self.hidden_size = hidden_size
         self.rnn = FUSED[cell](input_size, hidden_size, num_layers=1)
+        self.step_mode: StepMode = "eager"
+        self.chunk = DEFAULT_CHUNK
 
     def initial_state(self, batch: int, like: Tensor) -> State:
         zeros = like.new_zeros(batch, self.hidden_size)
@@ -67,10 +70,10 @@ class RecurrentLayer(nn.Module):
         for reg in regularizers:
             reg.plan_steps(plan, index)
         gx, b_hh = self._input_projection(x, plan)
-        walk = run_steps(self.cell, gx.unbind(0), state, w_hh, b_hh, plan)
-        _update_running_stats(plan.hidden_norm, walk.hidden_stats, batch)
-        _update_running_stats(plan.cell_norm, walk.cell_stats, batch)
-        return walk.outputs, walk.state
+        walked = walk(self.cell, gx.unbind(0), state, w_hh, b_hh, plan, self.step_mode, self.chunk)
+        _update_running_stats(plan.hidden_norm, walked.hidden_stats, batch)
+        _update_running_stats(plan.cell_norm, walked.cell_stats, batch)
+        return walked.outputs, walked.state
 
     def _input_projection(self, x: Tensor, plan: StepPlan) -> tuple[Tensor, Tensor]:
         """W_ih x for all steps (hoisted), with its normalization, and the bias left for

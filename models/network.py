@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from regbench.models.cells import GATES, State
 from regbench.models.layer import RecurrentLayer
+from regbench.models.steps import DEFAULT_CHUNK, StepMode
 from regbench.models.variants.base import LayerDims, Regularizer, Site
 from regbench.tasks.base import InputSpec, OutputKind
 
@@ -61,13 +62,29 @@ class RecurrentNet(nn.Module):
         h = self._site(self._embed(x), "input", 0)
         custom = any(r.custom_cell for r in self.regularizers)
         new_state: list[State] = []
-        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
-            raw, s = layer(h, state[i] if state else None, self.regularizers, i, custom)
+            if i > 0:
+                h = self._site(h, "hidden", i - 1)
+            h, s = layer(h, state[i] if state else None, self.regularizers, i, custom)
             new_state.append(s)
-            h = self._site(raw, "hidden" if i < last else "output", i)
-        penalty = self._penalty(raw, h)
-        return NetOutput(self._head(h, lengths), penalty, new_state)
+        top = h if self._reads_every_step else self._last_step(h, lengths)
+        dropped = self._site(top, "output", len(self.layers) - 1)
+        penalty = self._penalty(h, dropped)
+        return NetOutput(self._head(dropped), penalty, new_state)
+
+    @property
+    def _reads_every_step(self) -> bool:
+        """Whether anything reads the top layer beyond the last step: the per-step head, or a
+        penalty on all outputs. If not, output dropout is applied to the last step only
+        (the same distribution, at 1/T of the cost)."""
+        return self.kind == "classify_each" or any("penalty" in r.claims for r in self.regularizers)
+
+    @staticmethod
+    def _last_step(h: Tensor, lengths: Tensor | None) -> Tensor:
+        """(T, B, H) → (1, B, H): the last step, or each sequence's last valid step."""
+        if lengths is None:
+            return h[-1:]
+        return h[lengths - 1, torch.arange(h.shape[1], device=h.device)].unsqueeze(0)
 
     def _embed(self, x: Tensor) -> Tensor:
         """(B, T) tokens or (B, T, F) features → time-major (T, B, F)."""
@@ -89,15 +106,17 @@ class RecurrentNet(nn.Module):
         terms = [t for r in self.regularizers if (t := r.penalty(raw, dropped)) is not None]
         return torch.stack(terms).sum() if terms else None
 
-    def _head(self, h: Tensor, lengths: Tensor | None) -> Tensor:
+    def _head(self, top: Tensor) -> Tensor:
         if self.kind == "classify_each":
-            return self.head(h).transpose(0, 1)
-        if lengths is None:
-            last = h[-1]
-        else:
-            last = h[lengths - 1, torch.arange(h.shape[1], device=h.device)]
-        out = self.head(last)
+            return self.head(top).transpose(0, 1)
+        out = self.head(top[-1])
         return out.squeeze(-1) if self.kind == "regress_last" else out
+
+    def set_step_mode(self, mode: StepMode, chunk: int = DEFAULT_CHUNK) -> None:
+        """How custom cells walk their steps (models/steps.py); numerics are unchanged up to
+        floating-point reassociation."""
+        for layer in self.layers:
+            layer.step_mode, layer.chunk = mode, chunk
 
     def initialize(self, scheme: str, scale: float, forget_bias: float | None) -> None:
         """'default' keeps PyTorch's init; 'uniform' draws every parameter from U(±scale)

@@ -93,9 +93,22 @@ class Regularizer(nn.Module):
         return ", ".join(f"{k}={v}" for k, v in self.params.items())
 
 
+def bernoulli_mask(shape: tuple[int, ...], prob: float, like: Tensor, value: float = 1.0) -> Tensor:
+    """`value` with probability `prob`, else 0, shaped `shape`. Drawn as uniform(0, 1) < prob
+    in place: on the CPU this is several times faster than `bernoulli_` (or `F.dropout`),
+    which would otherwise dominate the cost of per-element masks."""
+    mask = torch.rand(shape, dtype=like.dtype, device=like.device).lt_(prob)
+    return mask if value == 1.0 else mask.mul_(value)
+
+
 def keep_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
     """A Bernoulli(1 − p) mask scaled by 1/(1 − p) (inverted dropout), shaped `shape`."""
-    return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(1.0 - p) / (1.0 - p)
+    return bernoulli_mask(shape, 1.0 - p, like, 1.0 / (1.0 - p))
+
+
+def dropout(x: Tensor, p: float) -> Tensor:
+    """Inverted dropout with a fresh mask for every element of `x` (training only)."""
+    return x * keep_mask(tuple(x.shape), p, x)
 
 
 def locked(x: Tensor, p: float) -> Tensor:

@@ -9,14 +9,14 @@ kernel runs.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from regbench.models.variants.base import Regularizer, Site
+from regbench.models.variants.base import Regularizer, Site, dropout
 
 
 class ZarembaDropout(Regularizer):
     key = "dropout"
+    version = 2  # masks drawn as uniform < 1 − p (see base.bernoulli_mask)
     citation = "Zaremba et al. 2014, Sec. 3.2"
     claims = ("sites",)
     defaults = {"p_input": 0.5, "p_hidden": 0.5, "p_output": 0.5}
@@ -25,4 +25,4 @@ class ZarembaDropout(Regularizer):
         p = self.params[f"p_{site}"]
         if p == 0.0 or not self.training:
             return x
-        return F.dropout(x, p, training=True)
+        return dropout(x, p)

@@ -1,7 +1,7 @@
 """Weight-drop: DropConnect on the hidden-to-hidden matrix (Merity et al. 2017, Sec. 2).
 
 U^i, U^f, U^o, U^c (PyTorch's W_hh) are dropped elementwise with probability p and scaled by
-1/(1 − p) once per forward pass, as awd-lstm-lm's `WeightDrop` does (`F.dropout` on
+1/(1 − p) once per forward pass, as awd-lstm-lm's `WeightDrop` does (dropout on
 `weight_hh_l0`): one mask for all time steps and every sequence of the batch. The recurrence
 keeps its form, so the fused kernel runs with the dropped matrix passed in functionally. Off
 at eval.
@@ -9,10 +9,9 @@ at eval.
 
 from __future__ import annotations
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from regbench.models.variants.base import Regularizer
+from regbench.models.variants.base import Regularizer, dropout
 
 
 class WeightDrop(Regularizer):
@@ -25,4 +24,4 @@ class WeightDrop(Regularizer):
         p = self.params["p_weight"]
         if p == 0.0 or not self.training:
             return weight
-        return F.dropout(weight, p, training=True)
+        return dropout(weight, p)

@@ -15,11 +15,12 @@ from __future__ import annotations
 import torch
 
 from regbench.models.cells import StepPlan
-from regbench.models.variants.base import Regularizer
+from regbench.models.variants.base import Regularizer, bernoulli_mask
 
 
 class Zoneout(Regularizer):
     key = "zoneout"
+    version = 2  # masks drawn as uniform < z (see base.bernoulli_mask)
     citation = "Krueger et al. 2017, Sec. 3.2"
     claims = ("zone_h", "zone_c")
     defaults = {"z_c": 0.5, "z_h": 0.05}
@@ -36,6 +37,4 @@ class Zoneout(Regularizer):
     def _masks(self, plan: StepPlan, rate: float) -> list[torch.Tensor] | float:
         if not self.training:
             return rate
-        like = plan.like
-        masks = torch.empty(plan.shape(), dtype=like.dtype, device=like.device).bernoulli_(rate)
-        return list(masks.unbind(0))
+        return list(bernoulli_mask(plan.shape(), rate, plan.like).unbind(0))

@@ -1,0 +1,76 @@
+"""How a custom cell walks its steps: eagerly, or as torch.compile'd chunks of K steps.
+
+Following ../shared/notes/fast-rnn-cells.md, compilation gets a bounded region: one chunk of
+K steps (the whole loop when T ≤ K), compiled once with static shapes and called T/K times.
+The unrolled chunk lets Inductor fuse each step's pointwise work; the Python loop over chunks
+keeps compile time independent of T. Only training forwards (with autograd) are compiled;
+evaluation walks eagerly, so a run compiles one graph per chunk length.
+
+Mode 'eager' is the plain fallback; 'compile' always compiles; 'auto' compiles on CUDA and
+on CPU when a run is long enough to repay the one-off compile (see `SequenceModel`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from regbench.models.cells import State, Stats, StepPlan, Walk, run_steps
+
+StepMode = Literal["eager", "compile"]
+DEFAULT_CHUNK = 16
+
+
+def _chunk(
+    cell: str, gx: list[Tensor], state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPlan
+) -> tuple[Tensor, State, list[Stats], list[Stats]]:
+    walk = run_steps(cell, gx, state, w_hh, b_hh, plan)
+    return walk.outputs, walk.state, walk.hidden_stats, walk.cell_stats
+
+
+@functools.cache
+def compiled_chunk() -> Callable[..., tuple[Tensor, State, list[Stats], list[Stats]]]:
+    """The chunk function under torch.compile (one per process; graphs cached by shape and
+    plan structure, so one process can hold the graphs of many variants and sizes)."""
+    import torch._dynamo
+
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    return torch.compile(_chunk, dynamic=False, fullgraph=True)
+
+
+def chunk_length(steps: int, target: int = DEFAULT_CHUNK) -> int:
+    """A chunk length near `target` that divides `steps` (one compiled graph), or `target`
+    (a second graph for the remainder) when `steps` has no divisor between 4 and `target`."""
+    divisor = max(d for d in range(1, min(steps, target) + 1) if steps % d == 0)
+    return divisor if divisor >= 4 or steps <= target else target
+
+
+def walk(
+    cell: str,
+    gx: Sequence[Tensor],
+    state: State,
+    w_hh: Tensor,
+    b_hh: Tensor,
+    plan: StepPlan,
+    mode: StepMode = "eager",
+    chunk: int = DEFAULT_CHUNK,
+) -> Walk:
+    """Run the recurrence over per-step inputs `gx`, eagerly or in compiled chunks."""
+    if mode == "eager" or not torch.is_grad_enabled():
+        return run_steps(cell, gx, state, w_hh, b_hh, plan)
+    fn = compiled_chunk()
+    chunk = chunk_length(len(gx), chunk)
+    outputs, hidden_stats, cell_stats = [], [], []
+    for start in range(0, len(gx), chunk):
+        stop = min(len(gx), start + chunk)
+        out, state, h_stats, c_stats = fn(
+            cell, list(gx[start:stop]), state, w_hh, b_hh, plan.window(start, stop)
+        )
+        outputs.append(out)
+        hidden_stats += h_stats
+        cell_stats += c_stats
+    return Walk(torch.cat(outputs), state, hidden_stats, cell_stats)
