@@ -30,6 +30,8 @@ def _runtime(args: argparse.Namespace) -> Any:
         accelerator=args.accelerator,
         threads=args.threads,
         progress=getattr(args, "progress", False),
+        step_mode=args.step_mode,
+        data_dir=args.data_dir,
         command=tuple(sys.argv),
     )
 
@@ -48,7 +50,7 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from regbench.config import resolve
     from regbench.jobs import Job
-    from regbench.launch import run_job
+    from regbench.launch import check_data, run_job
 
     config = resolve(
         args.task, args.variant, args.cell, args.seed, _parse_set(args.set), where="regbench run"
@@ -58,8 +60,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     if run.state() == "done":
         console.print(f"{job.label} is already done: {run.result}")
         return 0
+    runtime = _runtime(args)
+    check_data([job], runtime, console.print)
     console.print(f"{job.label} → {run.path}")
-    outcome = run_job(dict(config), str(run.path), _runtime(args))
+    outcome = run_job(dict(config), str(run.path), runtime)
     if outcome["state"] != "done":
         console.print(f"[red]failed[/red]: {outcome['error']} (details in {run.failed})")
         return 1
@@ -155,6 +159,10 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument(
+        "--data-dir",
+        help="local data in the original formats (env REGBENCH_DATA; default: the hub)",
+    )
     p.add_argument(
         "--step-mode",
         default="auto",

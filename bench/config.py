@@ -61,7 +61,8 @@ MODEL: dict[str, Field] = {
     "hidden_size": Field(128, int, minimum=1),
     "num_layers": Field(1, int, minimum=1),
     "embedding_size": Field(0, int, minimum=0),  # 0: the hidden size (token tasks only)
-    "init": Field("default", str, ("default", "uniform")),
+    "embedding": Field("learned", str, ("learned", "one_hot")),  # token tasks only
+    "init": Field("default", str, ("default", "uniform", "orthogonal")),
     "init_scale": Field(0.1, float, minimum=0.0),
     "forget_bias": Field(None, float, nullable=True),  # LSTM only; None keeps the init
 }
@@ -74,6 +75,9 @@ TRAIN: dict[str, Field] = {
     "eval_batch_size": Field(256, int, minimum=1),
     "max_epochs": Field(10, int, minimum=1),
     "clip": Field(0.0, float, minimum=0.0),  # gradient-norm clipping; 0 is off
+    # per-step tasks: 'mean' over positions, or 'sum_steps' (summed over the window and
+    # averaged over the batch, as Zaremba et al. 2014 train with lr 1)
+    "loss": Field("mean", str, ("mean", "sum_steps")),
     "schedule": Field("none", str, SCHEDULES),
     "decay_start": Field(1, int, minimum=0),
     "decay_factor": Field(0.5, float, minimum=0.0),
@@ -198,7 +202,7 @@ def _finish(
     config.setdefault("regularizers", {})
     config["regularizers"] = {k: config["regularizers"].get(k, {}) for k in keys}
     model = config["model"]
-    if not protocol.tokens:
+    if not protocol.tokens or model["embedding"] == "one_hot":
         model["embedding_size"] = 0
     elif model["embedding_size"] == 0:
         model["embedding_size"] = model["hidden_size"]

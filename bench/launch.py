@@ -8,6 +8,7 @@ never rerun; failed jobs only with `retry_failed`.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import time
 import traceback
@@ -21,7 +22,7 @@ from typing import Any
 from regbench.jobs import Job
 from regbench.provenance import now
 from regbench.rundir import RunDir, write_json_atomic
-from regbench.train import Runtime, train
+from regbench.train import Runtime, build_task, train
 
 
 def run_job(config: dict[str, Any], run_dir: str, runtime: Runtime) -> dict[str, Any]:
@@ -79,6 +80,19 @@ class Worker:
             self.pool = None
 
 
+def check_data(jobs: Sequence[Job], runtime: Runtime, echo: Callable[[str], None]) -> None:
+    """Check (and cache) every distinct task's data before any run starts: a missing or
+    corrupted file stops the launch with a DataError naming it."""
+    seen = set()
+    for job in jobs:
+        task = job.config["task"]
+        key = json.dumps(task, sort_keys=True)
+        if key in seen:
+            continue
+        seen.add(key)
+        build_task(job.config, runtime.data_dir).prepare_data()
+
+
 def launch(
     jobs: Sequence[Job],
     runs_dir: Path,
@@ -88,6 +102,7 @@ def launch(
 ) -> Summary:
     """Run every job of `jobs` that is not done (and not failed, unless retry_failed)."""
     todo = pending(jobs, runs_dir, retry_failed)
+    check_data(todo, runtime, echo)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
     echo(f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run.")
     worker = Worker()

@@ -95,6 +95,7 @@ def _baseline(size: Size, device):
     model = nn.ModuleList([embed, rnn, head]).to(device)
 
     def step(x):
+        model.zero_grad(set_to_none=True)
         out, _ = rnn(embed(x.transpose(0, 1)))
         logits = head(out if size.kind == "classify_each" else out[-1])
         logits.square().mean().backward()
@@ -116,6 +117,7 @@ def _network(size: Size, variant: str, mode: str, device):
     net.train().set_step_mode(mode)
 
     def step(x):
+        net.zero_grad(set_to_none=True)
         out = net(x)
         loss = out.prediction.square().mean()
         (loss if out.penalty is None else loss + out.penalty).backward()

@@ -26,6 +26,7 @@ from regbench.models import SequenceModel
 from regbench.provenance import now, provenance
 from regbench.rundir import RunDir, write_json_atomic
 from regbench.tasks import Task, get_task
+from regbench.tasks.sources import data_dir
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Runtime:
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     progress: bool = False
     step_mode: str = "auto"  # custom cells: auto, eager or compile (models/steps.py)
+    data_dir: str | None = None  # local data in the original formats (else $REGBENCH_DATA/hub)
     command: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -53,10 +55,7 @@ def choose_step_mode(requested: str, config: Mapping[str, Any], task: Task, cuda
         return requested
     if cuda:
         return "compile"
-    train = task.splits["train"]
-    steps = train.tensors["x"].shape[1]
-    batches = -(-len(train) // config["train"]["batch_size"])
-    work = steps * batches * config["train"]["max_epochs"]
+    work = task.step_iterations_per_epoch() * config["train"]["max_epochs"]
     return "compile" if work >= COMPILE_WORK else "eager"
 
 
@@ -68,7 +67,7 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
-def build_task(config: Mapping[str, Any]) -> Task:
+def build_task(config: Mapping[str, Any], data: str | None = None) -> Task:
     task_cls = get_task(config["task"]["name"])
     seeds, train_cfg = config["seeds"], config["train"]
     return task_cls(
@@ -77,6 +76,7 @@ def build_task(config: Mapping[str, Any]) -> Task:
         order_seed=seeds["order"],
         batch_size=train_cfg["batch_size"],
         eval_batch_size=train_cfg["eval_batch_size"],
+        data_dir=data_dir(data),
     )
 
 
@@ -128,7 +128,7 @@ def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime = Run
     memory.reset_peak()
 
     protocol = get_task(config["task"]["name"]).protocol
-    task = build_task(config)
+    task = build_task(config, runtime.data_dir)
     task.setup("fit")
     torch.manual_seed(config["seeds"]["init"])
     model = SequenceModel(config, task.input_spec(), protocol)
@@ -164,6 +164,7 @@ def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime = Run
         **throughput.summary(),
         "peak_memory_bytes": memory.peak_bytes(model.device),
         "references": task.references(),
+        "data_source": task.source(),
     }
     write_json_atomic(run.result, result)
     prov = provenance(dict(config["seeds"]), list(runtime.command))

@@ -32,6 +32,7 @@ def build_network(config: Mapping[str, Any], spec: InputSpec, kind: str) -> Recu
         num_layers=m["num_layers"],
         embedding_size=m["embedding_size"],
         regularizers=build_regularizers(config["regularizers"]),
+        one_hot=m["embedding"] == "one_hot",
     )
     net.initialize(m["init"], m["init_scale"], m["forget_bias"])
     return net
@@ -48,9 +49,27 @@ class SequenceModel(L.LightningModule):
         self.net = build_network(config, spec, protocol.kind)
         self.val_metric = self.metric.make(spec.num_outputs)
         self.test_metric = self.metric.make(spec.num_outputs)
+        self.carried: dict[str, list] = {}
 
-    def forward(self, batch: Batch) -> NetOutput:
-        return self.net(batch["x"], batch.get("lengths"))
+    def forward(self, batch: Batch, split: str = "train") -> NetOutput:
+        """A stateful batch (truncated BPTT) starts from the state the previous batch of the
+        same split ended in, detached; others start from zeros."""
+        stateful = bool(batch.get("stateful"))
+        out = self.net(
+            batch["x"], batch.get("lengths"), self.carried.get(split) if stateful else None
+        )
+        if stateful:
+            self.carried[split] = [tuple(s.detach() for s in state) for state in out.state]
+        return out
+
+    def on_train_epoch_start(self) -> None:
+        self.carried.pop("train", None)
+
+    def on_validation_epoch_start(self) -> None:
+        self.carried.pop("val", None)
+
+    def on_test_epoch_start(self) -> None:
+        self.carried.pop("test", None)
 
     def _losses(self, prediction: Tensor, target: Tensor) -> Tensor:
         """Per-example (or per-position) losses, unreduced."""
@@ -59,15 +78,18 @@ class SequenceModel(L.LightningModule):
         return F.cross_entropy(prediction.flatten(0, -2), target.flatten(), reduction="none")
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
-        out = self(batch)
-        loss = self._losses(out.prediction, batch["y"]).mean()
+        out = self(batch, "train")
+        losses = self._losses(out.prediction, batch["y"])
+        loss = losses.mean()
+        if self.config["train"]["loss"] == "sum_steps" and self.kind == "classify_each":
+            loss = loss * batch["y"].shape[1]  # summed over the window, averaged over the batch
         if out.penalty is not None:
             loss = loss + out.penalty
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
         return loss
 
     def _evaluate(self, batch: Batch, split: str) -> None:
-        out = self(batch)
+        out = self(batch, split)
         losses = self._losses(out.prediction, batch["y"])
         metric = self.val_metric if split == "val" else self.test_metric
         if self.metric.from_nll:

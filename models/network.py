@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regbench.models.cells import GATES, State
@@ -41,10 +42,16 @@ class RecurrentNet(nn.Module):
         num_layers: int,
         embedding_size: int,
         regularizers: Sequence[Regularizer] = (),
+        one_hot: bool = False,
     ) -> None:
         super().__init__()
         self.kind = kind
-        self.embedding = nn.Embedding(spec.vocab_size, embedding_size) if spec.tokens else None
+        self.embedding = None
+        if spec.tokens and one_hot:  # a fixed identity: one-hot input vectors
+            self.register_buffer("one_hot", torch.eye(spec.vocab_size), persistent=False)
+            embedding_size = spec.vocab_size
+        elif spec.tokens:
+            self.embedding = nn.Embedding(spec.vocab_size, embedding_size)
         in_size = embedding_size if spec.tokens else spec.features
         sizes = [in_size] + [hidden_size] * num_layers
         self.layers = nn.ModuleList(
@@ -88,14 +95,15 @@ class RecurrentNet(nn.Module):
 
     def _embed(self, x: Tensor) -> Tensor:
         """(B, T) tokens or (B, T, F) features → time-major (T, B, F)."""
-        if self.embedding is None:
+        if x.is_floating_point():
             return x.transpose(0, 1)
         tokens = x.transpose(0, 1)
+        weight = self.embedding.weight if self.embedding is not None else self.one_hot
         for reg in self.regularizers:
-            vectors = reg.embed(tokens, self.embedding.weight)
+            vectors = reg.embed(tokens, weight)
             if vectors is not None:
                 return vectors
-        return self.embedding(tokens)
+        return F.embedding(tokens, weight)
 
     def _site(self, h: Tensor, site: Site, layer: int) -> Tensor:
         for reg in self.regularizers:
@@ -120,10 +128,15 @@ class RecurrentNet(nn.Module):
 
     def initialize(self, scheme: str, scale: float, forget_bias: float | None) -> None:
         """'default' keeps PyTorch's init; 'uniform' draws every parameter from U(±scale)
-        (Zaremba et al. 2014). A forget-gate bias, if given, is put in b_ih (b_hh's part 0)."""
+        (Zaremba et al. 2014); 'orthogonal' makes each gate's block of W_ih and W_hh
+        orthogonal and the recurrent biases 0 (Cooijmans et al. 2017; Wen et al. 2018). A
+        forget-gate bias, if given, is put in b_ih (b_hh's part 0)."""
         if scheme == "uniform":
             for p in self.parameters():
                 nn.init.uniform_(p, -scale, scale)
+        elif scheme == "orthogonal":
+            for layer in self.layers:
+                _orthogonal_gates(layer)
         elif scheme != "default":
             raise ValueError(f"unknown init scheme {scheme!r}")
         if forget_bias is not None:
@@ -137,3 +150,13 @@ class RecurrentNet(nn.Module):
             with torch.no_grad():
                 layer.rnn.bias_ih_l0[n : 2 * n].fill_(value)
                 layer.rnn.bias_hh_l0[n : 2 * n].zero_()
+
+
+def _orthogonal_gates(layer: RecurrentLayer) -> None:
+    rnn = layer.rnn
+    with torch.no_grad():
+        for weight in (rnn.weight_ih_l0, rnn.weight_hh_l0):
+            for block in weight.chunk(layer.gates, 0):
+                nn.init.orthogonal_(block)
+        rnn.bias_ih_l0.zero_()
+        rnn.bias_hh_l0.zero_()

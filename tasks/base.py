@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import lightning as L
@@ -90,6 +91,7 @@ class Task(L.LightningDataModule):
     """Base class: subclasses set `protocol` and implement `build_splits` and `input_spec`."""
 
     protocol: ClassVar[Protocol]
+    external_data: ClassVar[bool] = False  # read from files or the hub, not generated
 
     def __init__(
         self,
@@ -98,9 +100,11 @@ class Task(L.LightningDataModule):
         order_seed: int,
         batch_size: int,
         eval_batch_size: int,
+        data_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.params = dict(params)
+        self.data_dir = data_dir
         self.data_seed = data_seed
         self.order_seed = order_seed
         self.batch_size = batch_size
@@ -124,7 +128,17 @@ class Task(L.LightningDataModule):
         """Reference values of the metric on the test split (chance, trivial predictor, …)."""
         return {}
 
+    def source(self) -> dict[str, str]:
+        """Where the data came from (local files or hub) and its content key, for provenance."""
+        return {"kind": "generated"}
+
     # -- LightningDataModule ----------------------------------------------------------------
+    def prepare_data(self) -> None:
+        """Check and cache the data before any run starts (a no-op for generated data)."""
+        if self.external_data:
+            self.setup()
+            self.splits = {}
+
     def setup(self, stage: str | None = None) -> None:
         if not self.splits:
             built = self.build_splits()
@@ -146,3 +160,8 @@ class Task(L.LightningDataModule):
     def split_sizes(self) -> dict[str, int]:
         self.setup()
         return {name: len(split) for name, split in self.splits.items()}
+
+    def step_iterations_per_epoch(self) -> int:
+        """Time steps × training batches in one epoch (the recurrence's sequential work)."""
+        train = self.splits["train"]
+        return train.tensors["x"].shape[1] * -(-len(train) // self.batch_size)

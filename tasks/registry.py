@@ -1,11 +1,20 @@
-"""The task registry: names to Task classes, with "did you mean" for unknown names."""
+"""The task registry: names to Task classes, with "did you mean" for unknown names.
+
+Tasks of other packages register through the entry-point group `regbench.tasks`: an entry
+`name = "package.module:TaskClass"` is imported the first time the registry is asked for a
+task it does not know, or for the list of tasks.
+"""
 
 from __future__ import annotations
 
-from regbench.errors import unknown
+import functools
+from importlib.metadata import entry_points
+
+from regbench.errors import ConfigError, unknown
 from regbench.tasks.base import Task
 
 _TASKS: dict[str, type[Task]] = {}
+ENTRY_POINTS = "regbench.tasks"
 
 
 def register_task(cls: type[Task]) -> type[Task]:
@@ -17,12 +26,32 @@ def register_task(cls: type[Task]) -> type[Task]:
     return cls
 
 
+@functools.cache
+def load_plugins() -> None:
+    """Import the tasks other installed packages declare under `regbench.tasks`."""
+    for entry in entry_points(group=ENTRY_POINTS):
+        try:
+            cls = entry.load()
+        except Exception as err:
+            raise ConfigError(
+                f"task plugin {entry.name!r} ({entry.value}) failed to load: "
+                f"{type(err).__name__}: {err}"
+            ) from None
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise ConfigError(f"task plugin {entry.name!r} ({entry.value}) is not a Task class.")
+        if cls.protocol.name not in _TASKS:
+            register_task(cls)
+
+
 def get_task(name: str, where: str = "") -> type[Task]:
     """The Task class registered under `name`; a ConfigError naming the valid ones otherwise."""
+    if name not in _TASKS:
+        load_plugins()
     if name not in _TASKS:
         raise unknown("task", name, _TASKS, where)
     return _TASKS[name]
 
 
 def task_names() -> list[str]:
+    load_plugins()
     return sorted(_TASKS)

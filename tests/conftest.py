@@ -36,3 +36,11 @@ def tiny() -> dict[str, dict[str, Any]]:
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data(tmp_path_factory, monkeypatch) -> None:
+    """Every test caches processed data in its own folder and sees no local data folder
+    unless it sets one (the real-data tests read REGBENCH_REAL_DATA instead)."""
+    monkeypatch.setenv("REGBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
+    monkeypatch.delenv("REGBENCH_DATA", raising=False)

@@ -1,0 +1,117 @@
+"""Language modelling on a token stream with stateful truncated BPTT.
+
+The training stream is cut into `batch_size` contiguous rows; each batch is the next window
+of `bptt` steps of every row, and the hidden state is carried from one window to the next
+(detached), starting from zeros at each epoch — as Zaremba et al. 2014 and pytorch/examples
+train. Validation and test streams are cut into `eval_batch_size` rows the same way. The
+metric is perplexity (or bits per character) over every predicted token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from regbench.tasks.base import SPLITS, InputSpec, Task
+from regbench.tasks.cache import cached
+from regbench.tasks.text import EOS, stream, vocabulary_in_order
+
+
+class BpttWindows(Dataset):
+    """Consecutive (rows, ≤ bptt) windows of a stream cut into `rows` contiguous rows."""
+
+    def __init__(self, ids: torch.Tensor, rows: int, bptt: int) -> None:
+        length = len(ids) // rows
+        self.data = ids[: length * rows].view(rows, length)
+        self.bptt = bptt
+        self.starts = list(range(0, length - 1, bptt))
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        s = self.starts[i]
+        n = min(self.bptt, self.data.shape[1] - 1 - s)
+        return {
+            "x": self.data[:, s : s + n],
+            "y": self.data[:, s + 1 : s + 1 + n],
+            "stateful": True,
+        }
+
+
+class LanguageModelTask(Task):
+    """Base class: subclasses read the lines of each split (`read_lines`) and say where from."""
+
+    external_data = True
+
+    def read_lines(self) -> tuple[dict[str, list[list[str]]], str]:
+        """Tokenized lines of train/val/test after the integrity checks, and a content key."""
+        raise NotImplementedError
+
+    def expected_tokens(self) -> dict[str, int] | None:
+        """Known token counts per split (with one <eos> per line), checked after reading."""
+        return None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits:
+            return
+        lines, key = self.read_lines()
+        self._source_key = key
+        corpus = cached(self.protocol.name, self.protocol.version, key, lambda: _corpus(lines))
+        self.vocab: list[str] = corpus["vocab"]
+        self.splits = {name: corpus[name] for name in SPLITS}
+        self._check_counts()
+
+    def _check_counts(self) -> None:
+        expected = self.expected_tokens()
+        actual = {name: len(ids) for name, ids in self.splits.items()}
+        if expected and actual != expected:
+            from regbench.tasks.sources import DataError
+
+            raise DataError(
+                f"{self.protocol.name}: token counts {actual} differ from the "
+                f"published {expected}; the data is not the expected version."
+            )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._windows("train", self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._windows("val", self.eval_batch_size)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._windows("test", self.eval_batch_size)
+
+    def _windows(self, split: str, rows: int) -> DataLoader:
+        windows = BpttWindows(self.splits[split], rows, self.params["bptt"])
+        return DataLoader(windows, batch_size=None, shuffle=False)
+
+    def split_sizes(self) -> dict[str, int]:
+        self.setup()
+        return {name: len(ids) for name, ids in self.splits.items()}
+
+    def step_iterations_per_epoch(self) -> int:
+        return len(self.splits["train"]) // self.batch_size
+
+    def input_spec(self) -> InputSpec:
+        self.setup()
+        return InputSpec(num_outputs=len(self.vocab), vocab_size=len(self.vocab))
+
+    def source(self) -> dict[str, str]:
+        return {"kind": "local" if self.data_dir else "hub", "key": self._source_key}
+
+
+def _corpus(lines: dict[str, list[list[str]]]) -> dict[str, Any]:
+    vocab = vocabulary_in_order([*lines["train"], [EOS]])
+    index = {t: i for i, t in enumerate(vocab)}
+    missing = {t for name in ("val", "test") for ln in lines[name] for t in ln if t not in index}
+    if missing:
+        from regbench.tasks.sources import DataError
+
+        raise DataError(
+            f"validation/test tokens missing from the training vocabulary: "
+            f"{sorted(missing)[:5]}; the splits do not belong together."
+        )
+    return {"vocab": vocab, **{name: stream(lines[name], index) for name in SPLITS}}

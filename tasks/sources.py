@@ -1,0 +1,118 @@
+"""Where a real task's data comes from: local files in the original formats, or the hub.
+
+A run reads local files when a data folder is given (`--data-dir` or `$REGBENCH_DATA`), laid
+out as the original distributions are (`ptb/ptb.train.txt`, `mnist/*-ubyte.gz`, …); every file
+is checked against its known size or hash first. Without one, the task loads its Hugging Face
+hub dataset through `datasets`; when the hub cannot be reached the run stops at once with a
+message saying how to get the data, instead of `datasets`' retries.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import socket
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from regbench.errors import ConfigError
+
+DATA_ENV = "REGBENCH_DATA"
+CACHE_ENV = "REGBENCH_CACHE"
+HUB_HOST = ("huggingface.co", 443)
+
+
+class DataError(ConfigError):
+    """A missing, truncated, corrupted or wrong-format data file, or unreachable data."""
+
+
+def data_dir(explicit: str | Path | None = None) -> Path | None:
+    """The local data folder: the explicit one, else $REGBENCH_DATA, else None (hub)."""
+    value = explicit or os.environ.get(DATA_ENV)
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise DataError(f"{path}: data folder not found (from --data-dir or ${DATA_ENV}).")
+    return path
+
+
+def cache_dir() -> Path:
+    """Where processed tensors are cached ($REGBENCH_CACHE, default ~/.cache/regbench)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "regbench")
+
+
+def require_file(path: Path, what: str, hint: str) -> Path:
+    if not path.is_file():
+        raise DataError(f"{path}: missing {what}; {hint}")
+    return path
+
+
+def digest(data: bytes, algorithm: str = "sha256") -> str:
+    return hashlib.new(algorithm, data).hexdigest()
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """The id git gives a file's content (how some reference copies publish their hashes)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def check_digest(path: Path, data: bytes, expected: str, algorithm: str = "sha256") -> None:
+    actual = git_blob_sha1(data) if algorithm == "git" else digest(data, algorithm)
+    if actual != expected:
+        raise DataError(
+            f"{path}: {algorithm} {actual[:12]}… is not the expected {expected[:12]}… "
+            f"({len(data):,} bytes): the file is truncated, corrupted or another version; "
+            "replace it with the original."
+        )
+
+
+def fingerprint(parts: Iterable[str]) -> str:
+    """A short key from the content hashes (or hub fingerprints) of a task's sources."""
+    return digest("\n".join(parts).encode())[:16]
+
+
+def _datasets() -> Any:
+    """`datasets`, imported late (the flags above are read at import) and kept quiet."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    return datasets
+
+
+@functools.cache
+def hub_reachable(timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection(HUB_HOST, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def load_hub(task: str, path: str, local_hint: str, **kwargs: Any) -> Any:
+    """`datasets.load_dataset(path, **kwargs)`, offline from the HF cache when the hub is
+    unreachable; a DataError with instructions when neither works."""
+    if not hub_reachable():
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    datasets = _datasets()
+    try:
+        return datasets.load_dataset(path, **kwargs)
+    except (ConnectionError, OSError, ValueError) as err:
+        where = "the Hugging Face hub is unreachable" if not hub_reachable() else str(err)
+        raise DataError(
+            f"{task}: cannot load hub dataset {path!r} ({where.splitlines()[0]}). Point "
+            f"--data-dir or ${DATA_ENV} at a folder with {local_hint}, or run once online."
+        ) from None
+
+
+def load_text_files(files: dict[str, Path]) -> dict[str, list[str]]:
+    """The lines of local text files (gzip allowed), read through `datasets`' text builder."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # local files only: never ask the hub
+    datasets = _datasets()
+    data = {split: str(path) for split, path in files.items()}
+    loaded = datasets.load_dataset("text", data_files=data, keep_in_memory=True)
+    return {split: loaded[split]["text"] for split in files}
