@@ -26,7 +26,7 @@ import torch
 from regbench.tasks.base import InputSpec, Protocol, Task
 from regbench.tasks.cache import cached
 from regbench.tasks.registry import register_task
-from regbench.tasks.sources import DataError, digest, fingerprint, load_hub
+from regbench.tasks.sources import DataError, digest, fingerprint, hub_key, load_hub
 from regbench.tasks.text import padded, vocabulary_by_count
 
 WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -74,8 +74,7 @@ def read_local(root: Path) -> dict[str, tuple[list[str], list[int]]]:
     return {split: read_folder(root, split) for split in ("train", "test")}
 
 
-def read_hub() -> dict[str, tuple[list[str], list[int]]]:
-    hub = load_hub("imdb", "stanfordnlp/imdb", "aclImdb/{train,test}/{pos,neg}/")
+def read_hub(hub: Any) -> dict[str, tuple[list[str], list[int]]]:
     return {
         split: (list(hub[split]["text"]), list(hub[split]["label"])) for split in ("train", "test")
     }
@@ -121,7 +120,8 @@ class Imdb(Task):
 
     def build_splits(self) -> dict[str, dict[str, torch.Tensor]]:
         if self.data_dir is None:
-            key, read = fingerprint(["stanfordnlp/imdb"]), read_hub
+            hub = load_hub("imdb", "stanfordnlp/imdb", "aclImdb/{train,test}/{pos,neg}/")
+            key, read = hub_key(hub), partial(read_hub, hub)
         else:
             key, read = (
                 fingerprint(["aclImdb", str(self.data_dir.resolve())]),

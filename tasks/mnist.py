@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import struct
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import torch
 from regbench.tasks.base import InputSpec, Protocol, Task
 from regbench.tasks.cache import cached
 from regbench.tasks.registry import register_task
-from regbench.tasks.sources import DataError, check_digest, fingerprint, load_hub, require_file
+from regbench.tasks.sources import DataError, check_digest, hub_key, load_hub, require_file
 
 MEAN, STD = 0.1307, 0.3081
 IDX = {  # name: (sha256 of the decompressed file, magic, dims)
@@ -85,8 +86,8 @@ def load_local(folder: Any) -> dict[str, np.ndarray]:
     }
 
 
-def load_from_hub() -> dict[str, np.ndarray]:
-    data = load_hub("mnist", "ylecun/mnist", HINT).with_format("numpy")
+def load_from_hub(hub: Any) -> dict[str, np.ndarray]:
+    data = hub.with_format("numpy")
     out = {}
     for split, name in (("train", "train"), ("test", "test")):
         out[f"{split}_x"] = np.stack(data[name]["image"]).astype(np.uint8)
@@ -111,7 +112,8 @@ class SequentialMnist(Task):
         """Local files are read and checked every time (about a second); hub images are
         decoded once and cached."""
         if self.data_dir is None:
-            return cached("mnist", 1, fingerprint(["ylecun/mnist"]), load_from_hub)
+            hub = load_hub("mnist", "ylecun/mnist", HINT)
+            return cached("mnist", 1, hub_key(hub), partial(load_from_hub, hub))
         return load_local(self.data_dir)
 
     def build_splits(self) -> dict[str, dict[str, torch.Tensor]]:

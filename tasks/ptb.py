@@ -26,6 +26,7 @@ from regbench.tasks.registry import register_task
 from regbench.tasks.sources import (
     check_digest,
     fingerprint,
+    hub_key,
     load_hub,
     load_text_files,
     require_file,
@@ -75,9 +76,9 @@ def read_verified(files: dict[str, Path], expected: dict[str, str], algorithm: s
         check_digest(path, data, expected[split], algorithm)
 
 
-def hub_sentences() -> dict[str, list[str]]:
+def hub_sentences() -> tuple[dict[str, list[str]], str]:
     data = load_hub("ptb", HUB_ID, HINT, revision=HUB_REVISION)
-    return {s: data[hub]["sentence"] for s, hub in HUB_SPLITS.items()}
+    return {s: data[hub]["sentence"] for s, hub in HUB_SPLITS.items()}, hub_key(data)
 
 
 @register_task
@@ -115,8 +116,7 @@ class PtbWord(LanguageModelTask):
 
     def read_lines(self) -> tuple[dict[str, list[list[str]]], str]:
         if self.data_dir is None:
-            text = hub_sentences()
-            key = fingerprint([HUB_ID, HUB_REVISION])
+            text, key = hub_sentences()
         else:
             files = word_files(self.data_dir)
             read_verified(files, WORD_MD5, "md5")
@@ -158,9 +158,9 @@ class PtbChar(LanguageModelTask):
 
     def read_lines(self) -> tuple[dict[str, list[list[str]]], str]:
         if self.data_dir is None:
-            words = hub_sentences()
+            words, key = hub_sentences()
             lines = {s: [list("_".join(ln.split())) for ln in ws] for s, ws in words.items()}
-            return lines, fingerprint([HUB_ID, HUB_REVISION, "chars"])
+            return lines, fingerprint([key, "chars"])
         files = char_files(self.data_dir)
         read_verified(files, CHAR_GIT_SHA1, "git")
         text = load_text_files(files)

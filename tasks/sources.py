@@ -69,9 +69,9 @@ def check_digest(path: Path, data: bytes, expected: str, algorithm: str = "sha25
         )
 
 
-def fingerprint(parts: Iterable[str]) -> str:
-    """A short key from the content hashes (or hub fingerprints) of a task's sources."""
-    return digest("\n".join(parts).encode())[:16]
+def fingerprint(parts: Iterable[object]) -> str:
+    """A short key from the content hashes (or hub identifiers) of a task's sources."""
+    return digest("\n".join(map(str, parts)).encode())[:16]
 
 
 def _datasets() -> Any:
@@ -81,6 +81,25 @@ def _datasets() -> Any:
     datasets.disable_progress_bars()
     datasets.logging.set_verbosity_error()
     return datasets
+
+
+def _go_offline() -> None:
+    """Make `datasets` and `huggingface_hub` use only their caches: through the environment
+    for a later import, and through their settings if they are imported already."""
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    import datasets.config
+    import huggingface_hub.constants
+
+    datasets.config.HF_DATASETS_OFFLINE = True
+    datasets.config.HF_HUB_OFFLINE = True
+    huggingface_hub.constants.HF_HUB_OFFLINE = True
+
+
+def hub_key(data: Any) -> str:
+    """A content key of a loaded hub DatasetDict, from `datasets`' own fingerprints (which
+    change with the data files)."""
+    return fingerprint(sorted(f"{name}:{split._fingerprint}" for name, split in data.items()))
 
 
 @functools.cache
@@ -96,8 +115,7 @@ def load_hub(task: str, path: str, local_hint: str, **kwargs: Any) -> Any:
     """`datasets.load_dataset(path, **kwargs)`, offline from the HF cache when the hub is
     unreachable; a DataError with instructions when neither works."""
     if not hub_reachable():
-        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        _go_offline()
     datasets = _datasets()
     try:
         return datasets.load_dataset(path, **kwargs)
@@ -111,7 +129,8 @@ def load_hub(task: str, path: str, local_hint: str, **kwargs: Any) -> Any:
 
 def load_text_files(files: dict[str, Path]) -> dict[str, list[str]]:
     """The lines of local text files (gzip allowed), read through `datasets`' text builder."""
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # local files only: never ask the hub
+    if not hub_reachable():
+        _go_offline()  # local files need no hub; never wait for one that cannot answer
     datasets = _datasets()
     data = {split: str(path) for split, path in files.items()}
     loaded = datasets.load_dataset("text", data_files=data, keep_in_memory=True)

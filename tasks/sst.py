@@ -27,7 +27,14 @@ from torch.utils.data import DataLoader, Dataset
 from regbench.tasks.base import SPLITS, InputSpec, Protocol, Task, TensorSplit
 from regbench.tasks.cache import cached
 from regbench.tasks.registry import register_task
-from regbench.tasks.sources import DataError, digest, fingerprint, load_hub, require_file
+from regbench.tasks.sources import (
+    DataError,
+    digest,
+    fingerprint,
+    hub_key,
+    load_hub,
+    require_file,
+)
 from regbench.tasks.text import padded, vocabulary_by_count
 
 FILES = {"train": "train.txt", "val": "dev.txt", "test": "test.txt"}
@@ -106,8 +113,7 @@ def _from_folder(folder: Path) -> dict[str, Any]:
     return build_from_trees(read_trees(folder))
 
 
-def build_from_hub() -> dict[str, Any]:
-    hub = load_hub("sst2", "SetFit/sst2", "sst/trees/{train,dev,test}.txt")
+def build_from_hub(hub: Any) -> dict[str, Any]:
     names = {"train": "train", "val": "validation", "test": "test"}
     return {
         split: {
@@ -179,8 +185,9 @@ class Sst2(Task):
                     "sst2: train_subtrees > 0 needs the treebank files (sst/trees); "
                     "set --data-dir, or task.params.train_subtrees=0 for the hub."
                 )
-            key = fingerprint(["SetFit/sst2"])
-            return cached("sst2", self.protocol.version, key, build_from_hub), key
+            hub = load_hub("sst2", "SetFit/sst2", "sst/trees/{train,dev,test}.txt")
+            key = hub_key(hub)
+            return cached("sst2", self.protocol.version, key, partial(build_from_hub, hub)), key
         folder = self.data_dir
         key = fingerprint(
             digest((folder / "sst" / "trees" / n).read_bytes())

@@ -19,6 +19,7 @@ from regbench.tasks.sources import (
     DataError,
     digest,
     fingerprint,
+    hub_key,
     load_hub,
     load_text_files,
     require_file,
@@ -68,7 +69,7 @@ class WikiText2(LanguageModelTask):
             data = load_hub("wikitext2", HUB_ID, HINT, name=HUB_CONFIG)
             splits = {"train": "train", "val": "validation", "test": "test"}
             text = {s: data[h]["text"] for s, h in splits.items()}
-            key = fingerprint([HUB_ID, HUB_CONFIG])
+            key = hub_key(data)
         else:
             folder = self.data_dir / "wikitext-2"
             files = {

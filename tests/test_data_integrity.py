@@ -5,9 +5,9 @@ from __future__ import annotations
 import gzip
 import time
 
-import fixtures
 import pytest
 
+import fixtures
 from regbench.tasks import get_task, imdb, mnist, ptb, sst
 from regbench.tasks.cache import cached
 from regbench.tasks.sources import DataError

@@ -3,10 +3,10 @@
 
 from __future__ import annotations
 
-import fixtures
 import pytest
 import torch
 
+import fixtures
 from regbench.tasks import get_task, imdb, mnist, ptb, sst
 
 
