@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import platform
 import subprocess
 import sys
@@ -75,11 +76,27 @@ def hardware() -> dict[str, Any]:
     return info
 
 
+PLACEMENT = (
+    "CUDA_VISIBLE_DEVICES",
+    "SLURM_JOB_ID",
+    "SLURM_ARRAY_JOB_ID",
+    "SLURM_ARRAY_TASK_ID",
+    "SLURM_JOB_PARTITION",
+    "SLURM_RESTART_COUNT",
+)
+
+
+def placement() -> dict[str, str]:
+    """Where the run ran: its devices and, under SLURM, its job (never credentials)."""
+    return {name: os.environ[name] for name in PLACEMENT if name in os.environ}
+
+
 def provenance(seeds: dict[str, int], command: list[str] | None = None) -> dict[str, Any]:
     return {
         "code": code_version(),
         "packages": package_versions(),
         "hardware": hardware(),
+        "placement": placement(),
         "seeds": seeds,
         "command": command if command is not None else sys.argv,
     }

@@ -3,8 +3,9 @@
 Gal & Ghahramani 2016, Sec. 4.2, and Merity et al. 2017 (AWD-LSTM), Sec. 4.3: rows of the
 V × D embedding matrix are zeroed with probability p and the rest scaled by 1/(1 − p), so every
 occurrence of a dropped word disappears. The row mask is applied to the looked-up vectors
-(the same values as looking up the masked matrix, without a V × D product per forward). AWD draws one mask per minibatch (the default);
-Gal draws one per sequence (`per_sequence: true`). Off at eval. Needs a token-input task.
+(the same values as looking up the masked matrix, without a V × D product per forward).
+AWD draws one mask per minibatch (the default); Gal draws one per sequence
+(`per_sequence: true`). Off at eval. Needs a token-input task.
 """
 
 from __future__ import annotations
