@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +22,19 @@ def _runs_dir(args: argparse.Namespace) -> Path:
     return Path(args.runs_dir or os.environ.get("REGBENCH_RUNS", DEFAULT_RUNS))
 
 
-def _runtime(args: argparse.Namespace) -> Any:
-    from regbench.train import Runtime
+def _runtime(args: argparse.Namespace, group: str | None = None) -> Any:
+    from regbench.runtime import Runtime
 
     return Runtime(
         accelerator=args.accelerator,
+        devices=args.devices,
         threads=args.threads,
         progress=getattr(args, "progress", False),
         step_mode=args.step_mode,
         data_dir=args.data_dir,
+        wandb=args.wandb,
+        project=args.project,
+        group=group,
         command=tuple(sys.argv),
     )
 
@@ -84,16 +87,10 @@ def _grid_jobs(args: argparse.Namespace) -> tuple[Any, list[Any]]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from regbench.status import report
+
     grid, jobs = _grid_jobs(args)
-    runs_dir = _runs_dir(args)
-    states = Counter(job.run_dir(runs_dir).state() for job in jobs)
-    if getattr(args, "verbose", False):
-        for job in jobs:
-            console.print(f"  {job.run_dir(runs_dir).state():8} {job.id}  {job.label}")
-    console.print(
-        f"grid {grid.name}: {len(jobs)} runs — {states['done']} done, "
-        f"{states['pending']} pending, {states['failed']} failed ({runs_dir})"
-    )
+    report(console, grid.name, jobs, _runs_dir(args), args.verbose, getattr(args, "workers", 1))
     return 0
 
 
@@ -104,13 +101,30 @@ def cmd_launch(args: argparse.Namespace) -> int:
         args.verbose = True
         return cmd_status(args)
     grid, jobs = _grid_jobs(args)
-    summary = launch(jobs, _runs_dir(args), _runtime(args), args.retry_failed, console.print)
+    runtime = _runtime(args, group=grid.name)
+    summary = launch(
+        jobs,
+        _runs_dir(args),
+        runtime,
+        args.retry_failed,
+        console.print,
+        workers=args.workers,
+        jobs_per_gpu=args.jobs_per_gpu,
+        console=console,
+    )
     if summary.skipped == summary.total:
         console.print(
             f"grid {grid.name}: every one of the {summary.total} runs is done; nothing to train."
         )
+    for job in summary.busy:
+        console.print(f"busy {job.label} ({job.id}): another process is running it")
     for job, error in summary.failed:
         console.print(f"[red]failed[/red] {job.label} ({job.id}): {error}")
+    if summary.failed:
+        console.print(
+            f"{len(summary.failed)} of {summary.total} runs failed; rerun them with "
+            "--retry-failed once fixed."
+        )
     return 0 if summary.ok else 1
 
 
@@ -158,10 +172,17 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
         help=f"where run directories live (env REGBENCH_RUNS; default ./{DEFAULT_RUNS})",
     )
     p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="devices per run; more than 1 trains one run with DDP (default 1)",
+    )
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument(
         "--data-dir",
-        help="local data in the original formats (env REGBENCH_DATA; default: the hub)",
+        help="local data in the original formats (env REGBENCH_DATA; "
+        "default: the Hugging Face hub)",
     )
     p.add_argument(
         "--step-mode",
@@ -170,6 +191,13 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
         help="custom cells: compile K-step chunks, or eager (auto: compile on GPU "
         "and for long CPU runs)",
     )
+    p.add_argument(
+        "--wandb",
+        default="offline",
+        choices=("offline", "online", "disabled"),
+        help="W&B mode (default offline: files in each run directory; WANDB_MODE overrides)",
+    )
+    p.add_argument("--project", default="regbench", help="W&B project (default regbench)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -193,11 +221,21 @@ def parser() -> argparse.ArgumentParser:
     launch = sub.add_parser("launch", help="run every unfinished job of a grid")
     launch.add_argument("grid", help="a grid file or the name of a built-in grid (quick)")
     launch.add_argument("--retry-failed", action="store_true", help="rerun failed jobs too")
-    launch.add_argument("--dry-run", action="store_true", help="list the jobs, run nothing")
+    launch.add_argument("--dry-run", action="store_true", help="validate and list, run nothing")
+    launch.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="CPU workers, threads divided between them (default 1)",
+    )
+    launch.add_argument(
+        "--jobs-per-gpu", type=int, default=1, help="jobs sharing each visible GPU (default 1)"
+    )
     _add_runtime(launch)
     launch.set_defaults(func=cmd_launch)
     for name, func, text in (
-        ("status", cmd_status, "count done / pending / failed runs"),
+        ("status", cmd_status, "count done / running / pending / failed runs and the cost left"),
+        ("validate", cmd_status, "check a grid file and list its jobs (launch --dry-run)"),
         ("report", cmd_report, "write the grid's results tables"),
     ):
         p = sub.add_parser(name, help=text)
@@ -206,7 +244,13 @@ def parser() -> argparse.ArgumentParser:
         if name == "report":
             p.add_argument("--out", help="output folder (default results/<grid>)")
         else:
-            p.add_argument("-v", "--verbose", action="store_true", help="one line per run")
+            p.add_argument(
+                "-v",
+                "--verbose",
+                action="store_true",
+                default=name == "validate",
+                help="one line per run",
+            )
         p.set_defaults(func=func)
     sub.add_parser("tasks", help="list tasks").set_defaults(func=cmd_tasks)
     sub.add_parser("variants", help="list variants").set_defaults(func=cmd_variants)

@@ -19,6 +19,9 @@ from regbench.models.variants import CELLS, REGULARIZERS, parse_variant
 from regbench.tasks import get_task
 
 MODEL_VERSION = 1
+# Bumped when the harness changes what a run computes (data order, selection): version 2
+# draws each epoch's order from (order seed, epoch), so resumed runs equal uninterrupted ones.
+HARNESS_VERSION = 2
 SEED_NAMES = ("data", "init", "order", "mask")
 
 
@@ -207,6 +210,7 @@ def _finish(
     elif model["embedding_size"] == 0:
         model["embedding_size"] = model["hidden_size"]
     config["versions"] = {
+        "harness": HARNESS_VERSION,
         "model": MODEL_VERSION,
         "regularizers": {k: REGULARIZERS[k].version for k in keys},
     }

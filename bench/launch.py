@@ -1,42 +1,56 @@
-"""Run a grid's jobs that are not done yet, one after another, in a worker process.
+"""Launching a grid's unfinished jobs: the job function every launcher runs, its failure
+records, the data check before any run starts, and the local launcher (bench/local.py has
+its workers, bench/slurm.py the SLURM one).
 
-The worker is a spawned process that lives across jobs (torch and Lightning are imported
-once); a job that raises is recorded in its run directory's failed.json and the grid goes on;
-a worker that dies (os._exit, a signal) is recorded the same way and replaced. Done jobs are
-never rerun; failed jobs only with `retry_failed`.
+Done jobs are never rerun; failed jobs only with `retry_failed`; interrupted jobs resume
+from their last checkpoint. A run directory is locked while a job runs in it, so two
+launches of one grid never train the same job at once.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
-import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
+from regbench.callbacks import Diverged
 from regbench.jobs import Job
+from regbench.local import plan_slots, run_local
+from regbench.progress import LaunchView
 from regbench.provenance import now
 from regbench.rundir import RunDir, write_json_atomic
-from regbench.train import Runtime, build_task, train
+from regbench.runtime import Runtime
+from regbench.train import build_task, train
 
 
 def run_job(config: dict[str, Any], run_dir: str, runtime: Runtime) -> dict[str, Any]:
-    """Train one job; a failure is written to failed.json instead of raised."""
-    try:
-        return {"state": "done", "result": train(config, run_dir, runtime)}
-    except Exception as err:
-        error = f"{type(err).__name__}: {err}"
-        record_failure(RunDir(run_dir), error, traceback.format_exc())
-        return {"state": "failed", "error": error}
+    """Train (or resume) one job; a failure is written to failed.json instead of raised.
+    A job whose run directory another process holds is left to it ('busy')."""
+    run = RunDir(run_dir)
+    with run.lock() as held:
+        if not held:
+            return {"state": "busy", "error": "another process is running this job"}
+        if run.state() == "done":
+            return {"state": "done", "result": json.loads(run.result.read_text())}
+        try:
+            return {"state": "done", "result": train(config, run_dir, runtime)}
+        except Diverged as err:
+            record_failure(run, f"diverged: {err}", traceback.format_exc(), kind="diverged")
+            return {"state": "failed", "error": f"diverged: {err}"}
+        except Exception as err:
+            error = f"{type(err).__name__}: {err}"
+            record_failure(run, error, traceback.format_exc())
+            return {"state": "failed", "error": error}
 
 
-def record_failure(run: RunDir, error: str, trace: str) -> None:
-    write_json_atomic(run.failed, {"error": error, "traceback": trace, "time": now()})
+def record_failure(run: RunDir, error: str, trace: str, kind: str = "error") -> None:
+    """failed.json: the error, its kind (error, diverged, crashed) and the traceback."""
+    write_json_atomic(run.failed, {"error": error, "kind": kind, "traceback": trace, "time": now()})
 
 
 @dataclass
@@ -45,6 +59,7 @@ class Summary:
     skipped: int = 0
     done: list[Job] = field(default_factory=list)
     failed: list[tuple[Job, str]] = field(default_factory=list)
+    busy: list[Job] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -54,30 +69,6 @@ class Summary:
 def pending(jobs: Sequence[Job], runs_dir: Path, retry_failed: bool) -> list[Job]:
     wanted = {"pending", "failed"} if retry_failed else {"pending"}
     return [j for j in jobs if j.run_dir(runs_dir).state() in wanted]
-
-
-class Worker:
-    """One spawned process that runs jobs in turn, replaced if it dies."""
-
-    def __init__(self) -> None:
-        self.pool: ProcessPoolExecutor | None = None
-
-    def run(self, job: Job, run_dir: RunDir, runtime: Runtime) -> dict[str, Any]:
-        if self.pool is None:
-            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        future = self.pool.submit(run_job, dict(job.config), str(run_dir.path), runtime)
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            self.close()
-            error = "the worker process died without a result (killed, os._exit or a crash)"
-            record_failure(run_dir, error, "")
-            return {"state": "failed", "error": error}
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(cancel_futures=True)
-            self.pool = None
 
 
 def check_data(jobs: Sequence[Job], runtime: Runtime, echo: Callable[[str], None]) -> None:
@@ -99,32 +90,36 @@ def launch(
     runtime: Runtime,
     retry_failed: bool = False,
     echo: Callable[[str], None] = print,
+    workers: int = 1,
+    jobs_per_gpu: int = 1,
+    console: Console | None = None,
 ) -> Summary:
-    """Run every job of `jobs` that is not done (and not failed, unless retry_failed)."""
+    """Run every job that is not done (and not failed, unless retry_failed) on this machine:
+    one job per GPU slot, or `workers` CPU workers with the threads divided between them."""
     todo = pending(jobs, runs_dir, retry_failed)
     check_data(todo, runtime, echo)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
-    echo(f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run.")
-    worker = Worker()
-    try:
-        for i, job in enumerate(todo, 1):
-            started = time.perf_counter()
-            outcome = worker.run(job, job.run_dir(runs_dir), runtime)
-            seconds = time.perf_counter() - started
-            echo(
-                f"[{i}/{len(todo)}] {job.label} ({job.id}): {_describe(outcome)} in {seconds:.1f} s"
-            )
-            if outcome["state"] == "done":
-                summary.done.append(job)
-            else:
-                summary.failed.append((job, outcome["error"]))
-    finally:
-        worker.close()
+    slots = plan_slots(runtime, workers, jobs_per_gpu)
+    echo(
+        f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run on "
+        f"{len(slots)} slot{'s' * (len(slots) > 1)} ({', '.join(s.name for s in slots)})."
+    )
+    view = LaunchView(console or Console(highlight=False), len(todo), len(slots))
+
+    def event(kind: str, job: Job, slot: str, outcome: dict | None, seconds: float) -> None:
+        view.event(kind, job, slot, outcome, seconds)
+        if kind == "end":
+            _count(summary, job, outcome)
+
+    with view:
+        run_local(todo, runs_dir, slots, event)
     return summary
 
 
-def _describe(outcome: dict[str, Any]) -> str:
-    if outcome["state"] != "done":
-        return f"FAILED ({outcome['error']})"
-    r = outcome["result"]
-    return f"test {r['metric']} {r['test'][r['metric']]:.4g} (best epoch {r['best_epoch']})"
+def _count(summary: Summary, job: Job, outcome: dict | None) -> None:
+    if outcome is not None and outcome["state"] == "done":
+        summary.done.append(job)
+    elif outcome is not None and outcome["state"] == "busy":
+        summary.busy.append(job)
+    else:
+        summary.failed.append((job, (outcome or {}).get("error", "no result")))

@@ -5,7 +5,9 @@
     result.json       val metrics at the selected epoch, test metrics, cost
     provenance.json   code version, packages, hardware, seeds, command
     failed.json       the error of a failed attempt (removed when a later attempt succeeds)
-    checkpoints/      best.ckpt (selected on validation) and last.ckpt
+    attempts.json     how many attempts the run took and the epochs it resumed from
+    checkpoints/      best.ckpt (selected on validation) and last.ckpt (to resume from)
+    wandb/            the W&B run files (offline unless configured)
     done              written atomically, last: the run is finished
 
 A run is `done` only if the marker exists; everything else is pending or failed.
@@ -13,12 +15,17 @@ A run is `done` only if the marker exists; everything else is pending or failed.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
+
+import torch
 
 State = Literal["done", "failed", "pending"]
 
@@ -51,6 +58,7 @@ class RunDir:
     result = property(lambda self: self.path / "result.json")
     provenance = property(lambda self: self.path / "provenance.json")
     failed = property(lambda self: self.path / "failed.json")
+    attempts = property(lambda self: self.path / "attempts.json")
     checkpoints = property(lambda self: self.path / "checkpoints")
     done_marker = property(lambda self: self.path / "done")
 
@@ -60,6 +68,35 @@ class RunDir:
         if self.failed.exists():
             return "failed"
         return "pending"
+
+    def resume_point(self) -> Path | None:
+        """checkpoints/last.ckpt of an unfinished run, if it loads; a damaged one (a kill in
+        mid-write) is removed and the run starts afresh."""
+        last = self.checkpoints / "last.ckpt"
+        if self.state() == "done" or not last.is_file():
+            return None
+        try:
+            torch.load(last, map_location="cpu", weights_only=False)
+        except Exception:
+            shutil.rmtree(self.checkpoints, ignore_errors=True)
+            return None
+        return last
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[bool]:
+        """An exclusive lock on the run directory (released when the process dies); yields
+        False when another process holds it."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.path / ".lock", "w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def start_fresh(self) -> None:
         """Clear what an unfinished earlier attempt left (never called on a done run)."""

@@ -2,7 +2,9 @@
 
 Lightning trains; the checkpoint with the best validation metric is selected; the test split
 is evaluated once, on that checkpoint. Everything is written to the run directory, the
-`done` marker last.
+`done` marker last. An unfinished run directory with a checkpoint resumes from it: model,
+optimizer, scheduler, loop position and random state, so it ends where an uninterrupted run
+would have.
 """
 
 from __future__ import annotations
@@ -11,52 +13,23 @@ import logging
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.fabric.utilities.warnings import PossibleUserWarning
-from lightning.pytorch.callbacks import ModelCheckpoint
 
 from regbench import memory
-from regbench.callbacks import EpochLog, Throughput
+from regbench.jobs import config_hash
 from regbench.models import SequenceModel
 from regbench.provenance import now, provenance
-from regbench.rundir import RunDir, write_json_atomic
+from regbench.rundir import RunDir, read_json, write_json_atomic
+from regbench.runtime import Runtime, choose_step_mode
 from regbench.tasks import Task, get_task
 from regbench.tasks.sources import data_dir
+from regbench.trainer import Parts, build_trainer
 
-
-@dataclass(frozen=True)
-class Runtime:
-    """How a run executes; none of it is part of the job's identity."""
-
-    accelerator: str = "auto"
-    devices: int = 1
-    threads: int = 0  # CPU threads for torch; 0 keeps torch's default
-    progress: bool = False
-    step_mode: str = "auto"  # custom cells: auto, eager or compile (models/steps.py)
-    data_dir: str | None = None  # local data in the original formats (else $REGBENCH_DATA/hub)
-    command: tuple[str, ...] = field(default_factory=tuple)
-
-
-# Training step-iterations (time steps × batches × epochs) from which compiling the custom
-# cells pays off on a CPU: measured here, a chunk compiles in 25–35 s and saves 0.08–0.12 ms
-# per step-iteration (results/perf), so 10⁶ step-iterations repay it about three times.
-COMPILE_WORK = 1_000_000
-
-
-def choose_step_mode(requested: str, config: Mapping[str, Any], task: Task, cuda: bool) -> str:
-    """'eager' or 'compile' for this run: as requested, or for 'auto' compile on CUDA and on
-    CPU for runs long enough to repay the compile."""
-    if requested != "auto":
-        return requested
-    if cuda:
-        return "compile"
-    work = task.step_iterations_per_epoch() * config["train"]["max_epochs"]
-    return "compile" if work >= COMPILE_WORK else "eager"
+__all__ = ["Runtime", "build_task", "train"]
 
 
 def quiet_lightning() -> None:
@@ -80,35 +53,6 @@ def build_task(config: Mapping[str, Any], data: str | None = None) -> Task:
     )
 
 
-def _trainer(
-    config: Mapping[str, Any], run: RunDir, runtime: Runtime, metric: str, direction: str
-) -> tuple[L.Trainer, ModelCheckpoint, Throughput]:
-    checkpoint = ModelCheckpoint(
-        dirpath=run.checkpoints,
-        filename="best",
-        monitor=f"val/{metric}",
-        mode=direction,
-        save_top_k=1,
-        save_last=True,
-    )
-    throughput = Throughput()
-    clip = config["train"]["clip"]
-    trainer = L.Trainer(
-        accelerator=runtime.accelerator,
-        devices=runtime.devices,
-        max_epochs=config["train"]["max_epochs"],
-        gradient_clip_val=clip if clip > 0 else None,
-        deterministic=True if runtime.accelerator == "cpu" else "warn",
-        callbacks=[checkpoint, EpochLog(run.metrics), throughput],
-        logger=False,
-        enable_progress_bar=runtime.progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        default_root_dir=run.path,
-    )
-    return trainer, checkpoint, throughput
-
-
 def _selected_epoch(run: RunDir, key: str, direction: str) -> dict[str, Any]:
     """The epoch row the checkpoint rule selected: the first best validation value."""
     rows = [r for r in run.epochs() if key in r]
@@ -116,14 +60,34 @@ def _selected_epoch(run: RunDir, key: str, direction: str) -> dict[str, Any]:
     return min(rows, key=lambda r: sign * r[key])
 
 
-def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime = Runtime()) -> dict:
-    """Run one job to completion and return its result (also written to result.json)."""
+def _begin(run: RunDir, config: Mapping[str, Any]) -> tuple[Path | None, dict[str, Any]]:
+    """Resume point and attempt record of this attempt; a fresh start clears leftovers."""
+    resume = run.resume_point()
+    if resume is None:
+        run.start_fresh()
+        write_json_atomic(run.config, dict(config))
+        attempts: dict[str, Any] = {"attempts": 0, "resumed_from_epochs": [], "wall_time_s": 0.0}
+    else:
+        attempts = (
+            read_json(run.attempts)
+            if run.attempts.exists()
+            else {"attempts": 1, "resumed_from_epochs": [], "wall_time_s": 0.0}
+        )
+        epoch = torch.load(resume, map_location="cpu", weights_only=False)["epoch"]
+        attempts["resumed_from_epochs"].append(epoch)
+    attempts["attempts"] += 1
+    return resume, attempts
+
+
+def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime | None = None) -> dict:
+    """Run (or resume) one job to completion; return its result (also in result.json)."""
+    runtime = runtime or Runtime()
     quiet_lightning()
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     run = RunDir(run_dir)
-    run.start_fresh()
-    write_json_atomic(run.config, dict(config))
+    resume, attempts = _begin(run, config)
+    write_json_atomic(run.attempts, attempts)
     started, started_at = time.perf_counter(), now()
     memory.reset_peak()
 
@@ -132,39 +96,25 @@ def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime = Run
     task.setup("fit")
     torch.manual_seed(config["seeds"]["init"])
     model = SequenceModel(config, task.input_spec(), protocol)
-    cuda = runtime.accelerator in ("gpu", "cuda") or (
-        runtime.accelerator == "auto" and torch.cuda.is_available()
-    )
-    step_mode = choose_step_mode(runtime.step_mode, config, task, cuda)
+    step_mode = choose_step_mode(runtime.step_mode, config, task, runtime.uses_cuda())
     model.net.set_step_mode(step_mode)
     torch.manual_seed(config["seeds"]["mask"])
-    metric, direction = protocol.metric, protocol.direction
-    trainer, checkpoint, throughput = _trainer(config, run, runtime, metric, direction)
-    fit_started = time.perf_counter()
-    trainer.fit(model, datamodule=task)
-    train_time = time.perf_counter() - fit_started
-    (test,) = trainer.test(model, datamodule=task, ckpt_path="best", verbose=False)
-
-    selected = _selected_epoch(run, f"val/{metric}", direction)
-    result = {
-        "task": config["task"]["name"],
-        "variant": config["variant"],
-        "cell": config["model"]["cell"],
-        "metric": metric,
-        "direction": direction,
-        "best_epoch": selected["epoch"],
-        "epochs": trainer.current_epoch,
-        "val": {k.removeprefix("val/"): v for k, v in selected.items() if k.startswith("val/")},
-        "test": {k.removeprefix("test/"): float(v) for k, v in test.items()},
-        "selected_checkpoint_score": float(checkpoint.best_model_score),
-        "num_parameters": model.num_parameters(),
+    job_id = config_hash(config)[:12]
+    parts = build_trainer(config, run, runtime, protocol.metric, protocol.direction, job_id)
+    try:
+        parts.trainer.fit(model, datamodule=task, ckpt_path=resume)
+        (test,) = parts.trainer.test(model, datamodule=task, ckpt_path="best", verbose=False)
+    finally:
+        _close(parts)
+    if not parts.trainer.is_global_zero:
+        return {}
+    attempts["wall_time_s"] += time.perf_counter() - started
+    write_json_atomic(run.attempts, attempts)
+    result = _result(config, run, protocol, parts, test, model, task)
+    result |= {
         "step_mode": step_mode,
-        "train_time_s": train_time,
-        "wall_time_s": time.perf_counter() - started,
-        **throughput.summary(),
-        "peak_memory_bytes": memory.peak_bytes(model.device),
-        "references": task.references(),
-        "data_source": task.source(),
+        "wall_time_s": attempts["wall_time_s"],
+        "attempts": attempts["attempts"],
     }
     write_json_atomic(run.result, result)
     prov = provenance(dict(config["seeds"]), list(runtime.command))
@@ -172,3 +122,44 @@ def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime = Run
     run.failed.unlink(missing_ok=True)
     run.mark_done()
     return result
+
+
+def _result(
+    config: Mapping[str, Any],
+    run: RunDir,
+    protocol: Any,
+    parts: Parts,
+    test: Mapping[str, float],
+    model: SequenceModel,
+    task: Task,
+) -> dict[str, Any]:
+    metric, direction = protocol.metric, protocol.direction
+    selected = _selected_epoch(run, f"val/{metric}", direction)
+    epochs = run.epochs()
+    return {
+        "task": config["task"]["name"],
+        "variant": config["variant"],
+        "cell": config["model"]["cell"],
+        "metric": metric,
+        "direction": direction,
+        "best_epoch": selected["epoch"],
+        "epochs": len(epochs),
+        "val": {k.removeprefix("val/"): v for k, v in selected.items() if k.startswith("val/")},
+        "test": {k.removeprefix("test/"): float(v) for k, v in test.items()},
+        "selected_checkpoint_score": float(parts.checkpoint.best_model_score),
+        "num_parameters": model.num_parameters(),
+        "train_time_s": sum(e["epoch_time_s"] for e in epochs),
+        **parts.throughput.summary(),
+        "peak_memory_bytes": memory.peak_bytes(model.device),
+        "references": task.references(),
+        "data_source": task.source(),
+    }
+
+
+def _close(parts: Parts) -> None:
+    """Finish the W&B run, so a worker can start the next job's."""
+    if parts.logger:
+        import wandb
+
+        if wandb.run is not None:
+            wandb.finish()

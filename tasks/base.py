@@ -7,14 +7,15 @@ on — the protocol version, the task parameters and the data seed — is part o
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import lightning as L
+import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from regbench.tasks.metrics import METRICS, MetricDef
 
@@ -83,8 +84,50 @@ class TensorSplit(Dataset):
         return {k: t[idx] for k, t in self.tensors.items()}
 
 
-def _identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def identity(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return batch
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """A well-mixed seed for one epoch of one run."""
+    return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
+
+
+class EpochShuffle(Sampler[int]):
+    """A random order of `size` items that depends only on (seed, epoch), so a run resumed at
+    an epoch boundary sees the batches an uninterrupted run would. Lightning calls
+    `set_epoch` before every epoch; a dataset with its own per-epoch randomness is told too."""
+
+    def __init__(self, size: int, seed: int, dataset: Dataset | None = None) -> None:
+        self.size, self.seed, self.dataset, self.epoch = size, seed, dataset, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, self.epoch))
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def loader(
+    dataset: Dataset,
+    batch_size: int | None,
+    sampler: Sampler | None = None,
+    collate_fn: Any = identity,
+) -> DataLoader:
+    """A DataLoader that never draws from the global RNG (which belongs to the masks)."""
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        collate_fn=collate_fn,
+        generator=torch.Generator().manual_seed(0),
+    )
 
 
 class Task(L.LightningDataModule):
@@ -145,17 +188,14 @@ class Task(L.LightningDataModule):
             self.splits = {name: TensorSplit(built[name]) for name in SPLITS}
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.order_seed)
-        return self._loader("train", self.batch_size, shuffle=True, generator=generator)
+        train = self.splits["train"]
+        return loader(train, self.batch_size, EpochShuffle(len(train), self.order_seed))
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", self.eval_batch_size)
+        return loader(self.splits["val"], self.eval_batch_size)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test", self.eval_batch_size)
-
-    def _loader(self, split: str, batch_size: int, **kwargs: Any) -> DataLoader:
-        return DataLoader(self.splits[split], batch_size=batch_size, collate_fn=_identity, **kwargs)
+        return loader(self.splits["test"], self.eval_batch_size)
 
     def split_sizes(self) -> dict[str, int]:
         self.setup()

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from regbench.tasks.base import SPLITS, InputSpec, Task
+from regbench.tasks.base import SPLITS, InputSpec, Task, loader
 from regbench.tasks.cache import cached
 from regbench.tasks.text import EOS, stream, vocabulary_in_order
 
@@ -85,8 +85,7 @@ class LanguageModelTask(Task):
         return self._windows("test", self.eval_batch_size)
 
     def _windows(self, split: str, rows: int) -> DataLoader:
-        windows = BpttWindows(self.splits[split], rows, self.params["bptt"])
-        return DataLoader(windows, batch_size=None, shuffle=False)
+        return loader(BpttWindows(self.splits[split], rows, self.params["bptt"]), None)
 
     def split_sizes(self) -> dict[str, int]:
         self.setup()

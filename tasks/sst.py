@@ -24,7 +24,16 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from regbench.tasks.base import SPLITS, InputSpec, Protocol, Task, TensorSplit
+from regbench.tasks.base import (
+    SPLITS,
+    EpochShuffle,
+    InputSpec,
+    Protocol,
+    Task,
+    TensorSplit,
+    epoch_seed,
+    loader,
+)
 from regbench.tasks.cache import cached
 from regbench.tasks.registry import register_task
 from regbench.tasks.sources import (
@@ -131,8 +140,12 @@ class SentencesWithPhrases(Dataset):
     def __init__(
         self, split: TensorSplit, phrases: list[list[tuple[int, int, int]]], k: int, seed: int
     ) -> None:
-        self.split, self.phrases, self.k = split, phrases, k
-        self.generator = torch.Generator().manual_seed(seed)
+        self.split, self.phrases, self.k, self.seed = split, phrases, k, seed
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Phrases are drawn from a generator of (seed, epoch): resumable like the order."""
+        self.generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch) + 1)
 
     def __len__(self) -> int:
         return len(self.split)
@@ -213,14 +226,8 @@ class Sst2(Task):
     def train_dataloader(self) -> DataLoader:
         k = self.params["train_subtrees"]
         dataset = SentencesWithPhrases(self.splits["train"], self.phrases or [], k, self.order_seed)
-        generator = torch.Generator().manual_seed(self.order_seed)
-        return DataLoader(
-            dataset,
-            batch_size=self.batch_size,
-            shuffle=True,
-            generator=generator,
-            collate_fn=lambda b: b,
-        )
+        order = EpochShuffle(len(dataset), self.order_seed, dataset)
+        return loader(dataset, self.batch_size, order)
 
     def input_spec(self) -> InputSpec:
         self.setup()

@@ -1,0 +1,85 @@
+"""What a grid's run directories say: done / pending / failed (by kind), and the cost left.
+
+The estimate of a pending run is the mean wall time of the finished runs of the same table
+row (task × cell × variant × sweep point), else of the same task × cell × variant; runs
+with neither are counted as unknown.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from statistics import mean
+
+from rich.console import Console
+
+from regbench.jobs import Job
+from regbench.rundir import RunDir, read_json
+
+
+def state_of(run: RunDir) -> str:
+    """done, pending, running (locked by a live process), or failed:<kind>."""
+    state = run.state()
+    if state == "failed":
+        return f"failed:{read_json(run.failed).get('kind', 'error')}"
+    if state == "pending" and run.path.exists():
+        with run.lock() as held:
+            return "pending" if held else "running"
+    return state
+
+
+def _wall_times(jobs: Sequence[Job], runs_dir: Path) -> dict[tuple, list[float]]:
+    times: dict[tuple, list[float]] = defaultdict(list)
+    for job in jobs:
+        run = job.run_dir(runs_dir)
+        if run.state() == "done":
+            seconds = read_json(run.result)["wall_time_s"]
+            times[job.cell_key].append(seconds)
+            times[job.cell_key[:3]].append(seconds)
+    return times
+
+
+def remaining_seconds(jobs: Sequence[Job], runs_dir: Path) -> tuple[float, int]:
+    """Estimated seconds of the unfinished jobs, and how many have no estimate."""
+    times = _wall_times(jobs, runs_dir)
+    total, unknown = 0.0, 0
+    for job in jobs:
+        if job.run_dir(runs_dir).state() == "done":
+            continue
+        known = times.get(job.cell_key) or times.get(job.cell_key[:3])
+        if known:
+            total += mean(known)
+        else:
+            unknown += 1
+    return total, unknown
+
+
+def report(
+    console: Console,
+    name: str,
+    jobs: Sequence[Job],
+    runs_dir: Path,
+    verbose: bool,
+    workers: int = 1,
+) -> Counter:
+    states = Counter()
+    for job in jobs:
+        state = state_of(job.run_dir(runs_dir))
+        states[state] += 1
+        if verbose:
+            console.print(f"  {state:16} {job.id}  {job.label}")
+    failed = {k.split(":")[1]: v for k, v in states.items() if k.startswith("failed")}
+    failed_text = ", ".join(f"{v} {k}" for k, v in sorted(failed.items())) or "0"
+    console.print(
+        f"grid {name}: {len(jobs)} runs — {states['done']} done, "
+        f"{states['running']} running, {states['pending']} pending, "
+        f"failed {failed_text} ({runs_dir})"
+    )
+    seconds, unknown = remaining_seconds(jobs, runs_dir)
+    left = len(jobs) - states["done"]
+    if left:
+        estimate = f"≈ {seconds / 60 / max(workers, 1):.1f} min with {workers} worker(s)"
+        note = f" ({unknown} runs without an estimate yet)" if unknown else ""
+        console.print(f"cost left: {left} runs, {estimate}{note}")
+    return states
