@@ -53,13 +53,16 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from regbench.config import resolve
     from regbench.jobs import Job
-    from regbench.launch import check_data, run_job
+    from regbench.launch import check_data, distributed_child, run_job
 
     config = resolve(
         args.task, args.variant, args.cell, args.seed, _parse_set(args.set), where="regbench run"
     )
     job = Job(config)
     run = job.run_dir(_runs_dir(args))
+    if distributed_child():  # a DDP rank > 0 that Lightning started: train, say nothing
+        run_job(dict(config), str(run.path), _runtime(args))
+        return 0
     if run.state() == "done":
         console.print(f"{job.label} is already done: {run.result}")
         return 0

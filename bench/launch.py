@@ -10,6 +10,7 @@ launches of one grid never train the same job at once.
 from __future__ import annotations
 
 import json
+import os
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ def run_job(config: dict[str, Any], run_dir: str, runtime: Runtime) -> dict[str,
     """Train (or resume) one job; a failure is written to failed.json instead of raised.
     A job whose run directory another process holds is left to it ('busy')."""
     run = RunDir(run_dir)
+    if distributed_child():
+        return {"state": "done", "result": train(config, run_dir, runtime)}
     with run.lock() as held:
         if not held:
             return {"state": "busy", "error": "another process is running this job"}
@@ -46,6 +49,12 @@ def run_job(config: dict[str, Any], run_dir: str, runtime: Runtime) -> dict[str,
             error = f"{type(err).__name__}: {err}"
             record_failure(run, error, traceback.format_exc())
             return {"state": "failed", "error": error}
+
+
+def distributed_child() -> bool:
+    """Whether this process is a rank > 0 that Lightning's DDP launched for a running job
+    (rank 0 holds the run directory and writes it)."""
+    return os.environ.get("LOCAL_RANK", "0") != "0" or os.environ.get("NODE_RANK", "0") != "0"
 
 
 def record_failure(run: RunDir, error: str, trace: str, kind: str = "error") -> None:

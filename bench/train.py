@@ -10,6 +10,7 @@ would have.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from collections.abc import Mapping
@@ -86,8 +87,12 @@ def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime | Non
     if runtime.threads:
         torch.set_num_threads(runtime.threads)
     run = RunDir(run_dir)
-    resume, attempts = _begin(run, config)
-    write_json_atomic(run.attempts, attempts)
+    if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP child: rank 0 owns the directory
+        last = run.checkpoints / "last.ckpt"
+        resume, attempts = (last if last.is_file() else None), {}
+    else:
+        resume, attempts = _begin(run, config)
+        write_json_atomic(run.attempts, attempts)
     started, started_at = time.perf_counter(), now()
     memory.reset_peak()
 

@@ -94,3 +94,35 @@ def test_grid_to_table_and_rerun_skips_done_runs(tmp_path, tiny, capsys):
     capsys.readouterr()
     assert main(["launch", str(grid), "--runs-dir", str(runs)]) == 0
     assert "every one of the 8 runs is done" in capsys.readouterr().out
+
+
+def test_one_run_over_two_processes_with_ddp(tmp_path, tiny):
+    """--devices 2 on the CPU: Lightning DDP with two processes, each on half the data."""
+    import subprocess
+    import sys
+
+    sets = [a for k, v in tiny["seq_digits"].items() for a in ("--set", f"{k}={v}")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "regbench",
+        "run",
+        "--task",
+        "seq_digits",
+        "--devices",
+        "2",
+        "--accelerator",
+        "cpu",
+        "--runs-dir",
+        str(tmp_path),
+        "--wandb",
+        "disabled",
+        *sets,
+    ]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    (run,) = [RunDir(p) for p in tmp_path.iterdir()]
+    assert run.state() == "done"
+    first = run.epochs()[0]
+    assert first["step"] == 9  # ceil(1078 / 2 ranks / batch 64) steps, not 17
+    result = json.loads(run.result.read_text())
+    assert 0.0 <= result["test"]["accuracy"] <= 1.0
