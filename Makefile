@@ -2,6 +2,7 @@
 PYTHON ?= python3
 RUNS ?= runs
 GRID ?= quick
+WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help install test lint bench report status perf clean-runs
@@ -19,8 +20,8 @@ test: ## run the test suite
 lint: ## ruff
 	$(PYTHON) -m ruff check .
 
-bench: ## run the default grid (GRID=quick) and write results/$(GRID)/
-	$(PYTHON) -m regbench launch $(GRID) --runs-dir $(RUNS)
+bench: ## run the default grid (GRID=quick, WORKERS=2) and write results/$(GRID)/
+	$(PYTHON) -m regbench launch $(GRID) --runs-dir $(RUNS) --workers $(WORKERS)
 	$(PYTHON) -m regbench report $(GRID) --runs-dir $(RUNS)
 
 report: ## rewrite results/$(GRID)/ from the run directories

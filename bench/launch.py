@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -120,8 +121,16 @@ def launch(
         if kind == "end":
             _count(summary, job, outcome)
 
+    started = time.perf_counter()
     with view:
         run_local(todo, runs_dir, slots, event)
+    if todo:
+        wall, busy = time.perf_counter() - started, sum(view.durations)
+        echo(
+            f"{len(todo)} runs in {wall:.0f} s on {len(slots)} slot(s); their own times sum "
+            f"to {busy:.0f} s, so the grid took {wall / (busy / len(slots)):.2f}× "
+            "Σ/slots."
+        )
     return summary
 
 

@@ -1,0 +1,75 @@
+"""The local launcher: two CPU workers, a launch killed with SIGKILL at a random moment and
+relaunched ends with every job done once and the same numbers as an uninterrupted launch."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+GRID = """name: killtest
+tasks:
+  adding: {task.params.T: 20, task.params.n_train: 1200, model.hidden_size: 24,
+           train.max_epochs: 5}
+variants: [none, zoneout]
+seeds: [0, 1]
+"""
+
+
+def launch_cmd(grid: Path, runs: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "regbench",
+        "launch",
+        str(grid),
+        "--runs-dir",
+        str(runs),
+        "--workers",
+        "2",
+        "--wandb",
+        "disabled",
+    ]
+
+
+def epochs_logged(runs: Path) -> int:
+    return sum(len(p.read_text().splitlines()) for p in runs.glob("*/metrics.jsonl"))
+
+
+def results(runs: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in runs.glob("*/result.json")}
+
+
+def test_killed_launch_relaunched_equals_an_uninterrupted_launch(tmp_path):
+    grid = tmp_path / "killtest.yaml"
+    grid.write_text(GRID)
+    interrupted, clean = tmp_path / "interrupted", tmp_path / "clean"
+    proc = subprocess.Popen(
+        launch_cmd(grid, interrupted), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    target = random.Random(os.getpid()).randint(3, 8)
+    deadline = time.time() + 180
+    while epochs_logged(interrupted) < target and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(1.0)  # the workers die with the launcher (PR_SET_PDEATHSIG)
+    assert len(list(interrupted.glob("*/done"))) < 4, "everything finished before the kill"
+
+    relaunch = subprocess.run(launch_cmd(grid, interrupted), capture_output=True, text=True)
+    assert relaunch.returncode == 0, relaunch.stdout + relaunch.stderr
+    subprocess.run(launch_cmd(grid, clean), check=True, capture_output=True)
+
+    resumed, straight = results(interrupted), results(clean)
+    assert len(resumed) == len(straight) == 4 == len(list(interrupted.glob("*/done")))
+    for job_id, result in resumed.items():
+        assert result["test"] == straight[job_id]["test"], job_id
+        assert result["val"] == straight[job_id]["val"], job_id
+    attempts = [json.loads((interrupted / j / "attempts.json").read_text()) for j in resumed]
+    assert max(a["attempts"] for a in attempts) == 2
+    assert any(a["resumed_from_epochs"] for a in attempts)  # resumed, not restarted
