@@ -6,7 +6,8 @@
       seq_digits: {}
       adding: {task.params.T: 50}
     variants: [none, dropout, variational, zoneout]
-    cells: [lstm]                    # optional, default [lstm]
+    cells: [lstm]                    # optional, default [lstm]; or cells with overrides:
+                                     #   {lstm: {}, gru: {model.hidden_size: 70}}
     seeds: [0, 1, 2]
     overrides: {train.max_epochs: 10}   # optional, applied to every job
     sweep:                           # optional axis of override sets, one table row each
@@ -14,7 +15,8 @@
       - {train.lr: 0.001}
 
 Override keys are dotted config keys (see config.py); nested mappings are accepted too.
-Precedence, lowest first: defaults, task protocol, `overrides`, per-task overrides, sweep point.
+Precedence, lowest first: defaults, task protocol, `overrides`, per-task overrides, per-cell
+overrides, sweep point.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class Grid:
     description: str
     tasks: dict[str, dict[str, Any]]
     variants: list[str]
-    cells: list[str]
+    cells: dict[str, dict[str, Any]]
     seeds: list[int]
     overrides: dict[str, Any] = field(default_factory=dict)
     sweep: list[dict[str, Any]] = field(default_factory=list)
@@ -85,9 +87,9 @@ def load_grid(name_or_path: str | Path) -> Grid:
         name=_typed(raw.get("name", path.stem), str, "name", where),
         path=path,
         description=_typed(raw.get("description", ""), str, "description", where),
-        tasks=_tasks(raw["tasks"], where),
+        tasks=_named_overrides(raw["tasks"], "tasks", where),
         variants=_list_of(raw["variants"], str, "variants", where),
-        cells=_list_of(raw.get("cells", ["lstm"]), str, "cells", where),
+        cells=_named_overrides(raw.get("cells", ["lstm"]), "cells", where),
         seeds=_seeds(raw["seeds"], where),
         overrides=_overrides(raw.get("overrides") or {}, "overrides", where),
         sweep=[_overrides(p, f"sweep[{i}]", where) for i, p in enumerate(raw.get("sweep") or [])],
@@ -100,11 +102,11 @@ def expand(grid: Grid) -> list[Job]:
     seen: dict[str, str] = {}
     where = str(grid.path)
     for task, task_overrides in grid.tasks.items():
-        for cell in grid.cells:
+        for cell, cell_overrides in grid.cells.items():
             for variant in grid.variants:
                 for point in grid.sweep or [{}]:
                     for seed in grid.seeds:
-                        overrides = {**grid.overrides, **task_overrides, **point}
+                        overrides = {**grid.overrides, **task_overrides, **cell_overrides, **point}
                         config = resolve(task, variant, cell, seed, overrides, where)
                         job = Job(config, point_label(point))
                         if job.id in seen:
@@ -157,15 +159,16 @@ def _seeds(value: Any, where: str) -> list[int]:
     return seeds
 
 
-def _tasks(value: Any, where: str) -> dict[str, dict[str, Any]]:
+def _named_overrides(value: Any, key: str, where: str) -> dict[str, dict[str, Any]]:
+    """A list of names, or a mapping of name to overrides (tasks, cells)."""
     if isinstance(value, list):
-        return {name: {} for name in _list_of(value, str, "tasks", where)}
+        return {name: {} for name in _list_of(value, str, key, where)}
     if not isinstance(value, dict) or not value:
         raise ConfigError(
-            f"{where}: tasks must be a list of names or a mapping of name to "
+            f"{where}: {key} must be a list of names or a mapping of name to "
             f"overrides, got {value!r}."
         )
-    return {str(name): _overrides(o or {}, f"tasks.{name}", where) for name, o in value.items()}
+    return {str(name): _overrides(o or {}, f"{key}.{name}", where) for name, o in value.items()}
 
 
 def _overrides(value: Any, key: str, where: str) -> dict[str, Any]:

@@ -78,8 +78,10 @@ def report(
     )
     seconds, unknown = remaining_seconds(jobs, runs_dir)
     left = len(jobs) - states["done"]
-    if left:
+    if left and unknown == left:
+        console.print(f"cost left: {left} runs; no estimate yet (no finished run of these cells)")
+    elif left:
         estimate = f"≈ {seconds / 60 / max(workers, 1):.1f} min with {workers} worker(s)"
-        note = f" ({unknown} runs without an estimate yet)" if unknown else ""
+        note = f" plus {unknown} runs without an estimate yet" if unknown else ""
         console.print(f"cost left: {left} runs, {estimate}{note}")
     return states
