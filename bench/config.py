@@ -65,9 +65,12 @@ MODEL: dict[str, Field] = {
     "num_layers": Field(1, int, minimum=1),
     "embedding_size": Field(0, int, minimum=0),  # 0: the hidden size (token tasks only)
     "embedding": Field("learned", str, ("learned", "one_hot")),  # token tasks only
-    "init": Field("default", str, ("default", "uniform", "orthogonal")),
+    # default: PyTorch's; uniform: everything U(±init_scale) (Zaremba); orthogonal: gate blocks
+    # (Cooijmans); uniform_ends: embedding and head U(±init_scale), head bias 0 (pytorch/examples)
+    "init": Field("default", str, ("default", "uniform", "orthogonal", "uniform_ends")),
     "init_scale": Field(0.1, float, minimum=0.0),
     "forget_bias": Field(None, float, nullable=True),  # LSTM only; None keeps the init
+    "tie_weights": Field(False, bool),  # head weight = embedding (Press & Wolf; Inan et al.)
 }
 TRAIN: dict[str, Field] = {
     "optimizer": Field("adam", str, OPTIMIZERS),
@@ -205,10 +208,17 @@ def _finish(
     config.setdefault("regularizers", {})
     config["regularizers"] = {k: config["regularizers"].get(k, {}) for k in keys}
     model = config["model"]
+    if model["tie_weights"] and not protocol.tokens:
+        raise ConfigError(f"{protocol.name}: model.tie_weights needs a task with token inputs.")
     if not protocol.tokens or model["embedding"] == "one_hot":
         model["embedding_size"] = 0
     elif model["embedding_size"] == 0:
         model["embedding_size"] = model["hidden_size"]
+    if model["tie_weights"] and model["embedding_size"] != model["hidden_size"]:
+        raise ConfigError(
+            f"{protocol.name}: model.tie_weights needs embedding_size == "
+            f"hidden_size, got {model['embedding_size']} and {model['hidden_size']}."
+        )
     config["versions"] = {
         "harness": HARNESS_VERSION,
         "model": MODEL_VERSION,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -15,9 +16,27 @@ from regbench.rundir import RunDir
 ID_LENGTH = 12
 
 
+# Config keys added after results existed, with the value that means "as before the key
+# existed": a config at that value hashes as it did before, so adding an option does not turn
+# every finished run into a new job. Add each new key here with its neutral value.
+ADDED_KEYS: dict[tuple[str, ...], Any] = {("model", "tie_weights"): False}
+
+
+def identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config without added keys at their neutral value."""
+    view = copy.deepcopy(dict(config))
+    for path, neutral in ADDED_KEYS.items():
+        node = view
+        for part in path[:-1]:
+            node = node.get(part, {})
+        if path[-1] in node and node[path[-1]] == neutral:
+            del node[path[-1]]
+    return view
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of a resolved config."""
-    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    """SHA-256 of the canonical JSON of a resolved config's identity."""
+    canonical = json.dumps(identity(config), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

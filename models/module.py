@@ -33,6 +33,7 @@ def build_network(config: Mapping[str, Any], spec: InputSpec, kind: str) -> Recu
         embedding_size=m["embedding_size"],
         regularizers=build_regularizers(config["regularizers"]),
         one_hot=m["embedding"] == "one_hot",
+        tie_weights=m["tie_weights"],
     )
     net.initialize(m["init"], m["init_scale"], m["forget_bias"])
     return net

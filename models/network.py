@@ -43,6 +43,7 @@ class RecurrentNet(nn.Module):
         embedding_size: int,
         regularizers: Sequence[Regularizer] = (),
         one_hot: bool = False,
+        tie_weights: bool = False,
     ) -> None:
         super().__init__()
         self.kind = kind
@@ -58,6 +59,8 @@ class RecurrentNet(nn.Module):
             RecurrentLayer(cell, sizes[i], sizes[i + 1]) for i in range(num_layers)
         )
         self.head = nn.Linear(hidden_size, spec.num_outputs)
+        if tie_weights:  # the softmax shares the embedding (Press & Wolf 2017)
+            self.head.weight = self.embedding.weight
         self.regularizers = nn.ModuleList(regularizers)
         dims = [LayerDims(cell, sizes[i], sizes[i + 1], GATES[cell]) for i in range(num_layers)]
         for reg in self.regularizers:
@@ -137,6 +140,10 @@ class RecurrentNet(nn.Module):
         elif scheme == "orthogonal":
             for layer in self.layers:
                 _orthogonal_gates(layer)
+        elif scheme == "uniform_ends":  # pytorch/examples word_language_model
+            for weight in (self.head.weight, *([self.embedding.weight] if self.embedding else [])):
+                nn.init.uniform_(weight, -scale, scale)
+            nn.init.zeros_(self.head.bias)
         elif scheme != "default":
             raise ValueError(f"unknown init scheme {scheme!r}")
         if forget_bias is not None:

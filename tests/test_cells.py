@@ -31,3 +31,18 @@ def test_step_plan_refuses_two_owners_of_one_field():
     plan.set("zone_h", 0.1, "zoneout")
     with pytest.raises(ValueError, match="zoneout"):
         plan.set("zone_h", 0.2, "other")
+
+
+def test_tied_head_shares_the_embedding_and_uniform_ends_init():
+    from regbench.models.network import RecurrentNet
+    from regbench.tasks.base import InputSpec
+
+    spec = InputSpec(num_outputs=40, vocab_size=40)
+    net = RecurrentNet(spec, "classify_each", "lstm", 8, 2, 8, tie_weights=True)
+    net.initialize("uniform_ends", 0.1, None)
+    assert net.head.weight is net.embedding.weight
+    assert net.embedding.weight.abs().max() <= 0.1 and torch.all(net.head.bias == 0)
+    untied = sum(
+        p.numel() for p in RecurrentNet(spec, "classify_each", "lstm", 8, 2, 8).parameters()
+    )
+    assert sum(p.numel() for p in net.parameters()) == untied - 40 * 8

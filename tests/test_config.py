@@ -75,3 +75,23 @@ def test_every_identity_field_changes_the_id():
     ]
     ids = {Job(c).id for c in others}
     assert base not in ids and len(ids) == len(others)
+
+
+def test_an_option_added_later_keeps_old_ids_at_its_neutral_value():
+    from regbench.jobs import config_hash
+
+    config = resolve("ptb_word", "none", "lstm", 0)
+    assert config["model"]["tie_weights"] is False
+    before = {**config, "model": {k: v for k, v in config["model"].items() if k != "tie_weights"}}
+    assert config_hash(config) == config_hash(before)
+    tied = resolve("ptb_word", "none", "lstm", 0, {"model.tie_weights": True})
+    assert config_hash(tied) != config_hash(config)
+
+
+def test_tied_weights_need_tokens_and_equal_sizes():
+    with pytest.raises(ConfigError, match="tie_weights needs a task with token inputs"):
+        resolve("adding", "none", "lstm", 0, {"model.tie_weights": True})
+    with pytest.raises(ConfigError, match="embedding_size == hidden_size"):
+        resolve(
+            "ptb_word", "none", "lstm", 0, {"model.tie_weights": True, "model.embedding_size": 100}
+        )
