@@ -87,16 +87,33 @@ class RunDir:
         """An exclusive lock on the run directory (released when the process dies); yields
         False when another process holds it."""
         self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / ".lock", "w") as handle:
+        with open(self.path / ".lock", "a+") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 yield False
                 return
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
             try:
                 yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def holder(self) -> int | None:
+        """The pid holding the lock, read from /proc/locks without touching the lock (taking
+        it, even shared, could make a launcher starting this job find it busy)."""
+        try:
+            inode = os.stat(self.path / ".lock").st_ino
+            with open("/proc/locks") as locks:
+                for line in locks:
+                    fields = line.split()
+                    if "FLOCK" in fields and int(fields[-3].split(":")[-1]) == inode:
+                        return int(fields[-4])
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
 
     def start_fresh(self) -> None:
         """Clear what an unfinished earlier attempt left (never called on a done run)."""

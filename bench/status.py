@@ -23,9 +23,8 @@ def state_of(run: RunDir) -> str:
     state = run.state()
     if state == "failed":
         return f"failed:{read_json(run.failed).get('kind', 'error')}"
-    if state == "pending" and run.path.exists():
-        with run.lock() as held:
-            return "pending" if held else "running"
+    if state == "pending" and run.holder() is not None:
+        return "running"
     return state
 
 
