@@ -13,6 +13,9 @@
     sweep:                           # optional axis of override sets, one table row each
       - {train.lr: 0.01}
       - {train.lr: 0.001}
+    references:                      # optional published numbers to compare rows with
+      - {task: adding, variant: none, value: 0.164, source: "Bai et al. 2018, Table 1",
+         tolerance: {range: [0.14, 0.18]}}     # see references.py for every key
 
 Override keys are dotted config keys (see config.py); nested mappings are accepted too.
 Precedence, lowest first: defaults, task protocol, `overrides`, per-task overrides, per-cell
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +35,20 @@ import yaml
 from regbench.config import flatten, resolve
 from regbench.errors import ConfigError, unknown
 from regbench.jobs import Job
+from regbench.references import Reference, parse_references
 
 BUILTIN = Path(__file__).resolve().parent / "grids"
-KEYS = ("name", "description", "tasks", "variants", "cells", "seeds", "overrides", "sweep")
+KEYS = (
+    "name",
+    "description",
+    "tasks",
+    "variants",
+    "cells",
+    "seeds",
+    "overrides",
+    "sweep",
+    "references",
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class Grid:
     seeds: list[int]
     overrides: dict[str, Any] = field(default_factory=dict)
     sweep: list[dict[str, Any]] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
 
     def file_hash(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
@@ -83,7 +98,7 @@ def load_grid(name_or_path: str | Path) -> Grid:
             raise ConfigError(
                 f"{where}: missing key {key!r} (a grid needs tasks, variants, seeds)."
             )
-    return Grid(
+    grid = Grid(
         name=_typed(raw.get("name", path.stem), str, "name", where),
         path=path,
         description=_typed(raw.get("description", ""), str, "description", where),
@@ -94,6 +109,20 @@ def load_grid(name_or_path: str | Path) -> Grid:
         overrides=_overrides(raw.get("overrides") or {}, "overrides", where),
         sweep=[_overrides(p, f"sweep[{i}]", where) for i, p in enumerate(raw.get("sweep") or [])],
     )
+    return _with_references(grid, raw.get("references"), where)
+
+
+def _with_references(grid: Grid, value: Any, where: str) -> Grid:
+    """The grid with its optional `references` (references.py), checked against its rows."""
+    if value is None:
+        return grid
+    axes = {
+        "task": list(grid.tasks),
+        "variant": grid.variants,
+        "cell": list(grid.cells),
+        "point": [point_label(p) for p in grid.sweep] or [""],
+    }
+    return replace(grid, references=parse_references(value, axes, point_label, where))
 
 
 def expand(grid: Grid) -> list[Job]:

@@ -1,0 +1,162 @@
+"""A grid's report, assembled once and rendered by every format (Markdown, CSV, JSON, LaTeX,
+HTML, plots): the rows shown with their statistics, the comparison with the `none`
+baseline, stale marks, the reproduction table, the setup and the manifest."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regbench.baseline import Comparison, comparisons
+from regbench.collect import Key, Record, Row, aggregate
+from regbench.grid import Grid
+from regbench.jobs import Job
+from regbench.manifest import build_manifest, cell_entry
+from regbench.references import Reproduction, reproduce
+from regbench.stale import Stale, assess, read_previous
+from regbench.stats import Summary, describe
+from regbench.tasks import get_task
+
+SELECTION = (
+    "Selection rule: in every run the checkpoint with the best validation metric is kept and "
+    "the test split is evaluated once, on that checkpoint."
+)
+STATISTIC = (
+    "mean ± std: the mean and the sample standard deviation (ddof = 1) of the test metric over "
+    "the n seeds that finished. 95% CI: Student's t interval mean ± t(0.975, n−1)·std/√n. "
+    "With n = 1 the std and the CI are undefined and shown as such. Failed runs (by kind: "
+    "error, diverged, crashed) and pending runs are counted in their own columns, never "
+    "dropped silently."
+)
+COMPARISON = (
+    "Δ vs none: mean minus the mean of the `none` row of the same task, cell and sweep point; "
+    "p: two-sided Welch's t-test (unequal variances) of the seeds' values, undefined with fewer "
+    "than 2 seeds on either side. Time vs none: mean training time (sum of epoch times) "
+    "relative to `none`."
+)
+COST = (
+    "Cost, mean per run: training time (sum of epoch times), tokens/s (input time steps "
+    "processed per second of training; sequences/s are in results.json), and peak memory "
+    "(torch's peak GPU allocation on a GPU, else the process's peak resident set size)."
+)
+STALE = (
+    "† stale: the row's config changed since the previous report (a version or a "
+    "hyperparameter: the changed keys are listed); its previous numbers are shown until the "
+    "new jobs have run. `regbench launch` runs only those."
+)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One table row as shown: the numbers (current, or a stale row's earlier ones) and
+    the state of its current jobs."""
+
+    row: Row
+    current: Row
+    test: Summary
+    val: Summary
+    comparison: Comparison | None
+    stale: Stale | None
+
+    @property
+    def key(self) -> Key:
+        return self.current.key
+
+    @property
+    def label(self) -> str:
+        """The variant, with the sweep point when there is one."""
+        return (
+            f"{self.current.variant} ({self.current.point})"
+            if self.current.point
+            else (self.current.variant)
+        )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed run, as failed.json records it."""
+
+    label: str
+    job_id: str
+    kind: str
+    error: str
+
+
+@dataclass(frozen=True)
+class Report:
+    grid: Grid
+    entries: list[Entry]
+    reproductions: list[Reproduction]
+    failures: list[Failure]
+    setup: list[str]
+    manifest: dict[str, Any]
+    runs_dir: Path
+
+    def tasks(self) -> list[str]:
+        return list(dict.fromkeys(e.key[0] for e in self.entries))
+
+
+def build_report(
+    grid: Grid, records: Sequence[Record], runs_dir: Path, out_dir: Path, command: str
+) -> Report:
+    """Aggregate the records, mark stale rows against the report in `out_dir`, compare."""
+    jobs: dict[Key, list[Job]] = {}
+    for rec in records:
+        jobs.setdefault(rec.job.cell_key, []).append(rec.job)
+    previous = read_previous(out_dir, runs_dir, grid.name)
+    current = aggregate(records)
+    shown, stale = [], {}
+    for row in current:
+        mark, earlier = assess(row, jobs[row.key][0].config, previous.get(row.key), runs_dir)
+        if mark is not None:
+            stale[row.key] = mark
+        shown.append(earlier or row)
+    compared = comparisons(shown)
+    entries = [
+        Entry(s, c, describe(s.test), describe(s.val), compared.get(c.key), stale.get(c.key))
+        for s, c in zip(shown, current, strict=True)
+    ]
+    cells = [cell_entry(e.current, jobs[e.key], e.stale, runs_dir) for e in entries]
+    run_ids = [i for e in entries for i in e.row.done_ids]
+    manifest = build_manifest(grid, cells, run_ids, runs_dir, command)
+    rows = {e.key: e.row for e in entries}
+    reproductions = reproduce(grid.references, rows, set(stale))
+    failures = [
+        Failure(r.job.label, r.job.id, r.kind or "error", (r.error or "–").splitlines()[0])
+        for r in records
+        if r.state == "failed"
+    ]
+    return Report(grid, entries, reproductions, failures, setup_lines(records), manifest, runs_dir)
+
+
+def setup_lines(records: Sequence[Record]) -> list[str]:
+    """How each task was run (from its first job), with the regularizer rates it used."""
+    configs: dict[tuple[str, str], Mapping[str, Any]] = {}
+    rates: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
+    for rec in records:
+        config = rec.job.config
+        key = (config["task"]["name"], config["model"]["cell"])
+        configs.setdefault(key, config)
+        for reg, params in config["regularizers"].items():
+            rates.setdefault(key, {}).setdefault(reg, params)
+    lines = []
+    for (name, cell), config in configs.items():
+        lines.append(_task_line(name, config))
+        for key, params in rates.get((name, cell), {}).items():
+            values = ", ".join(f"{k} {v:g}" for k, v in params.items())
+            lines.append(f"  - `{key}`: {values}")
+    return lines
+
+
+def _task_line(name: str, config: Mapping[str, Any]) -> str:
+    protocol = get_task(name).protocol
+    params = ", ".join(f"{k}={v}" for k, v in config["task"]["params"].items())
+    m, t = config["model"], config["train"]
+    return (
+        f"- `{name}` v{config['task']['version']} ({params}): {m['num_layers']}×"
+        f"{m['hidden_size']} {m['cell']}, {t['optimizer']} lr {t['lr']:g}, batch "
+        f"{t['batch_size']}, {t['max_epochs']} epochs, clip {t['clip']:g}. Protocol "
+        f"reference: {protocol.reference}."
+    )
