@@ -24,7 +24,9 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: now
 tr.stale td { color: #8a6d00; background: #fff8e1; }
 caption, .caption { caption-side: bottom; text-align: left; font-size: 0.8rem; color: #555;
                     padding-top: 0.4rem; }
-figure { margin: 1.2rem 0; } figure svg { max-width: 100%; height: auto; }
+.figures { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr));
+            gap: 1rem; }
+figure { margin: 0.5rem 0; } figure svg { max-width: 100%; height: auto; }
 code { background: #f3f3f3; padding: 0 0.2rem; }
 """
 NUMERIC = re.compile(r"^[−+\-–]?[\d.,<>\[\] ±%na/()=MiBCPUG-]+$")
@@ -68,8 +70,33 @@ def figures(plots: Sequence[Plot], out_dir: Path) -> list[str]:
 
 
 def _list(lines: Sequence[str]) -> str:
-    items = [inline(line.lstrip("- ").strip()) for line in lines if line.strip()]
-    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+    """A Markdown list (`- item`, `  - nested item`) as nested <ul>."""
+    out, open_nested = ["<ul>"], False
+    for line in lines:
+        nested = line.startswith("  - ")
+        if nested and not open_nested:
+            out[-1] = out[-1].removesuffix("</li>") + "<ul>"
+        elif not nested and open_nested:
+            out.append("</ul></li>")
+        open_nested = nested
+        out.append(f"<li>{inline(line.strip().removeprefix('- '))}</li>")
+    out.append("</ul></li></ul>" if open_nested else "</ul>")
+    return "".join(out)
+
+
+def _sections(lines: Sequence[str]) -> list[str]:
+    """Markdown sections (`## title` and a list) as HTML."""
+    out, items = [], []
+    for line in [*lines, "## "]:
+        if line.startswith("## "):
+            if items:
+                out.append(_list(items))
+            items = []
+            if line[3:]:
+                out.append(f"<h2>{html.escape(line[3:])}</h2>")
+        elif line.strip():
+            items.append(line)
+    return out
 
 
 def render(report: Report, plots: Sequence[Plot], out_dir: Path) -> str:
@@ -87,13 +114,8 @@ def render(report: Report, plots: Sequence[Plot], out_dir: Path) -> str:
     if report.reproductions:
         body.append("<h2>Reproduction of published numbers</h2>")
         body.append(table(reproduction_table(report), markdown.REPRODUCTION + " " + text.SELECTION))
-    extra = markdown.failure_lines(report) + markdown.stale_lines(report)
-    for line in extra:
-        if line.startswith("## "):
-            body.append(f"<h2>{html.escape(line[3:])}</h2>")
-        elif line.strip():
-            body.append(f"<p>{inline(line.strip())}</p>")
-    body += ["<h2>Figures</h2>", *figures(plots, out_dir)]
+    body += _sections(markdown.failure_lines(report) + markdown.stale_lines(report))
+    body += ["<h2>Figures</h2>", '<div class="figures">', *figures(plots, out_dir), "</div>"]
     body += ["<h2>Setup</h2>", _list(report.setup)]
     body += ["<h2>Provenance</h2>", _list(markdown.provenance_lines(report.manifest))]
     title = html.escape(f"regbench results: {grid.name}")

@@ -15,6 +15,7 @@ find stale rows (stale.py).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +25,7 @@ from regbench.collect import Row
 from regbench.grid import Grid
 from regbench.jobs import Job, config_hash
 from regbench.provenance import code_version, now, package_versions
-from regbench.rundir import RunDir, read_json, write_json_atomic
+from regbench.rundir import RunDir, read_json
 from regbench.stale import MANIFEST, Stale, cell_config
 
 SCHEMA = 1
@@ -129,5 +130,5 @@ def build_manifest(
 
 def write_manifest(manifest: Mapping[str, Any], out_dir: Path) -> Path:
     path = out_dir / MANIFEST
-    write_json_atomic(path, manifest)
+    path.write_text(json.dumps(manifest, indent=2) + "\n")
     return path

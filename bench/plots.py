@@ -21,6 +21,7 @@ from regbench.report import Entry, Report
 from regbench.rundir import RunDir
 
 matplotlib.rcParams["svg.hashsalt"] = "regbench"  # stable ids: a rerun gives the same SVG
+matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, searchable SVG
 FORMATS = ("png", "svg")
 METADATA = {"png": {"Software": None}, "svg": {"Date": None}}
 DIRECTION = {"max": "higher is better", "min": "lower is better"}

@@ -120,3 +120,17 @@ def test_reproduction_table_says_whether_ours_is_within_tolerance(tmp_path):
     assert "| TCN (published − 3 pp) | ≥ 0.842 |" in table and "| – | 0 | no runs |" in table
     page = (out / "report.html").read_text()
     assert page.count("<table>") == 3 and "<td>Bai et al. 2018, Table 1</td>" in page
+
+
+def test_builtin_grid_references_name_rows_of_their_grid():
+    from regbench.grid import builtin_grids, expand
+
+    declared = 0
+    for name in builtin_grids():
+        grid = load_grid(name)
+        rows = {job.cell_key for job in expand(grid)}
+        for ref in grid.references:
+            assert ref.key in rows, (name, ref.key)
+            assert ref.low <= ref.value <= ref.high, (name, ref.key)
+            declared += 1
+    assert declared >= 6  # copy_memory_tcn, ptb_examples, sst2_lstm
