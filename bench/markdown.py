@@ -77,10 +77,13 @@ def provenance_lines(m: dict[str, Any]) -> list[str]:
     )
     hardware = "; ".join(h.get("gpu") or h.get("cpu", "?") for h in runs["hardware"]) or "–"
     jobs = sum(len(c["job_ids"]) for c in m["cells"])
+    done = sum(c["state"]["done"] for c in m["cells"])
+    stale = sum(1 for c in m["cells"] if c.get("stale"))
+    earlier = f"; {stale} stale rows show earlier runs" if stale else ""
     return [
         f"- produced by `{m['command']}` on {m['generated'][:10]} from {runs['count']} finished "
-        f"run directories ({jobs} jobs in the grid), at regbench {project['version']} commit "
-        f"{_commit(project['commit'], project['dirty'])}",
+        f"run directories (the grid has {jobs} jobs, {done} of them done{earlier}), at "
+        f"regbench {project['version']} commit {_commit(project['commit'], project['dirty'])}",
         f"- runs trained at regbench commit {commits or '–'}; grid file `{m['grid']['file']}` "
         f"sha256 `{m['grid']['sha256'][:16]}`",
         f"- hardware: {hardware}; torch {pk.get('torch')}, lightning {pk.get('lightning')}, "
