@@ -16,6 +16,7 @@ find stale rows (stale.py).
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -24,7 +25,7 @@ from typing import Any
 from regbench.collect import Row
 from regbench.grid import Grid
 from regbench.jobs import Job, config_hash
-from regbench.provenance import code_version, now, package_versions
+from regbench.provenance import SOURCE, code_version, now, package_versions
 from regbench.rundir import RunDir, read_json
 from regbench.stale import MANIFEST, Stale, cell_config
 
@@ -103,6 +104,20 @@ def run_environment(ids: Iterable[str], runs_dir: Path) -> dict[str, Any]:
     }
 
 
+def source_dirty() -> bool | None:
+    """Uncommitted changes to tracked files outside results/ (a report rewriting results/
+    does not make the code dirty); None without a git checkout."""
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(SOURCE), "status", "--porcelain", "--untracked-files=no", "--",
+             ":(top)", ":(top,exclude)results"],
+            capture_output=True, text=True, timeout=10,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def build_manifest(
     grid: Grid,
     cells: Sequence[dict[str, Any]],
@@ -117,7 +132,7 @@ def build_manifest(
             "name": "regbench",
             "version": _version("regbench") or "unknown",
             "commit": code["commit"],
-            "dirty": code["dirty"],
+            "dirty": source_dirty() if code["commit"] else None,
         },
         "generated": now(),
         "command": command,
