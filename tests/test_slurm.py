@@ -173,14 +173,24 @@ def launched(cluster: Path) -> Launched:
 
 
 def sacct_tasks(array_id: str) -> list[dict[str, str]]:
-    out = subprocess.run(
-        ["sacct", "-n", "-P", "-X", f"--jobs={array_id}", "--format=JobID,Start,End,AllocTRES"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    keys = ("id", "start", "end", "tres")
-    return [dict(zip(keys, line.split("|"), strict=True)) for line in out.stdout.splitlines()]
+    """The array's tasks as accounting has them, once it has every start and end (slurmdbd
+    records an end a moment after the task's result is on disk)."""
+    command = [
+        "sacct",
+        "-n",
+        "-P",
+        "-X",
+        f"--jobs={array_id}",
+        "--format=JobID,Start,End,AllocTRES",
+    ]
+    deadline = time.monotonic() + 30
+    while True:
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        keys = ("id", "start", "end", "tres")
+        tasks = [dict(zip(keys, line.split("|"), strict=True)) for line in out.splitlines()]
+        if all(t["end"] != "Unknown" for t in tasks) or time.monotonic() > deadline:
+            return tasks
+        time.sleep(1)
 
 
 def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
