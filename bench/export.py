@@ -41,6 +41,9 @@ def statistics(e: Entry) -> dict[str, Any]:
         "tokens_per_s_mean": _mean(r.tokens_per_s),
         "sequences_per_s_mean": _mean(r.sequences_per_s),
         "peak_memory_bytes_mean": _mean(r.peak_memory_bytes),
+        "memory_kind": r.memory_kind,
+        "num_parameters": r.num_parameters,
+        "references": r.references,
     }
 
 

@@ -44,7 +44,7 @@ def best(entries: Sequence[Entry]) -> set[Key]:
 
 def caption(report: Report) -> str:
     directions = "; ".join(
-        f"{escape(t)}: {next(e.row.metric for e in report.entries if e.key[0] == t)} "
+        f"{escape(t)}: {escape(next(e.row.metric for e in report.entries if e.key[0] == t))} "
         f"{'higher' if _direction(report, t) == 'max' else 'lower'} is better"
         for t in report.tasks()
     )

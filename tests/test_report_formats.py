@@ -19,18 +19,18 @@ from regbench.table import write_report
 GRID = """name: formats
 tasks:
   seq_digits: {}
-  adding: {task.params.T: 20}
+  copy_memory: {task.params.T: 20}
 variants: [none, dropout, zoneout]
 seeds: [0, 1]
 """
-# seq_digits: accuracy, higher is better; adding: mse, lower is better
+# seq_digits: accuracy, higher is better; copy_memory: cross_entropy, lower is better
 VALUES = {
     ("seq_digits", "none"): [0.80, 0.82],
     ("seq_digits", "dropout"): [0.90, 0.92],
     ("seq_digits", "zoneout"): [0.70, 0.72],
-    ("adding", "none"): [0.050, 0.052],
-    ("adding", "dropout"): [0.090, 0.092],
-    ("adding", "zoneout"): [0.010, 0.012],
+    ("copy_memory", "none"): [0.050, 0.052],
+    ("copy_memory", "dropout"): [0.090, 0.092],
+    ("copy_memory", "zoneout"): [0.010, 0.012],
 }
 
 
@@ -52,7 +52,8 @@ def test_latex_bolds_the_best_per_task_in_its_direction(report):
     bold = re.findall(r"\\textbf\{([^}]*)\}", tex)
     assert bold == [r"0.9100 $\pm$ 0.0141", r"0.01100 $\pm$ 0.00141"]
     assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
-    assert r"seq\_digits $\uparrow$" in tex and r"adding $\downarrow$" in tex
+    assert r"seq\_digits $\uparrow$" in tex and r"copy\_memory $\downarrow$" in tex
+    assert not re.search(r"(?<!\\)_", tex)  # every underscore escaped, captions included
     caption = re.search(r"\\caption\{(.*)\}\n", tex).group(1)
     assert r"mean $\pm$ sample standard deviation" in caption
     assert "best validation metric" in caption and "evaluated once" in caption
@@ -68,7 +69,8 @@ def test_json_is_strict_and_keeps_run_ids(report):
 
 def test_plots_are_written_as_png_and_svg(report):
     names = {p.name for p in report["paths"] if p.parent.name == "plots"}
-    for stem in ("seq_digits-curves", "seq_digits-test", "adding-curves", "adding-test", "cost"):
+    stems = ("seq_digits-curves", "seq_digits-test", "copy_memory-curves", "copy_memory-test")
+    for stem in (*stems, "cost"):
         assert {f"{stem}.png", f"{stem}.svg"} <= names
     png = (report["out"] / "plots" / "cost.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5_000

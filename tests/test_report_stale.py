@@ -128,6 +128,7 @@ def test_a_report_from_before_manifests_is_compared_through_its_run_dirs(tmp_pat
     assert now["dropout"]["stale_row"]["test_values"] == [0.90, 0.94]
     assert now["dropout"]["delta_vs_none"] == pytest.approx(0.92 - 0.81)
     assert now["dropout"]["stale_row"]["train_time_s"] == [10.0, 10.0]  # from the run dirs
+    assert now["dropout"]["num_parameters"] == 1234 and now["dropout"]["memory_kind"] == "cpu"
 
     shutil.rmtree(runs)  # the old run directories are gone: the stored numbers remain
     write_report(grid, collect(jobs, runs), runs, out, "again")
