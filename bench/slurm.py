@@ -18,7 +18,9 @@ so that the trainer module can import `slurm_plugins` from it.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import secrets
 import shutil
 import subprocess
@@ -47,6 +49,9 @@ QUEUE_CHECK_S = 30.0  # how often squeue is asked which array tasks SLURM still 
 RESULT_GRACE_S = 15.0  # a task in a final state gets this long for its result file to appear
 SIGTERM_GRACE_S = 120.0  # after Lightning stops on SIGTERM: wait this long for requeue or kill
 STDERR_LINES = 40  # of a task that ended without a result, kept in failed.json
+# what only makes sense on the submitting host: a process that used W&B in-process points
+# its children at its own W&B service socket, which tasks must not try to share
+HOST_ONLY_ENV = ("WANDB_SERVICE",)
 
 
 # ----------------------------------------------------------------------------- options
@@ -217,7 +222,8 @@ def submit(executor: submitit.SlurmExecutor, tasks: list[TrainTask]) -> list[sub
     """Submit the tasks as one array; sbatch refusing it (a wrong partition, account or
     limit) is a one-line ConfigError with sbatch's own words."""
     try:
-        return executor.submit_array(tasks)
+        with _env_without(*HOST_ONLY_ENV):
+            return executor.submit_array(tasks)
     except FailedJobError as err:
         lines = [ln for ln in str(err).splitlines() if "error" in ln.lower()] or [str(err)]
         raise ConfigError(f"sbatch refused the job array: {lines[0].strip()}") from None
@@ -228,6 +234,16 @@ def job_runtime(runtime: Runtime, options: SlurmOptions) -> Runtime:
     if runtime.threads or not options.cpus_per_task:
         return runtime
     return dataclasses.replace(runtime, threads=options.cpus_per_task)
+
+
+@contextlib.contextmanager
+def _env_without(*names: str) -> Iterator[None]:
+    """os.environ without `names` (sbatch hands the tasks the submitting environment)."""
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 # ----------------------------------------------------------------------------- waiting
