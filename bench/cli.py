@@ -105,16 +105,19 @@ def cmd_launch(args: argparse.Namespace) -> int:
         return cmd_status(args)
     grid, jobs = _grid_jobs(args)
     runtime = _runtime(args, group=grid.name)
-    summary = launch(
-        jobs,
-        _runs_dir(args),
-        runtime,
-        args.retry_failed,
-        console.print,
-        workers=args.workers,
-        jobs_per_gpu=args.jobs_per_gpu,
-        console=console,
-    )
+    if args.launcher == "slurm" or args.slurm_config:
+        summary = _launch_slurm(args, jobs, runtime)
+    else:
+        summary = launch(
+            jobs,
+            _runs_dir(args),
+            runtime,
+            args.retry_failed,
+            console.print,
+            workers=args.workers,
+            jobs_per_gpu=args.jobs_per_gpu,
+            console=console,
+        )
     if summary.skipped == summary.total:
         console.print(
             f"grid {grid.name}: every one of the {summary.total} runs is done; nothing to train."
@@ -131,6 +134,25 @@ def cmd_launch(args: argparse.Namespace) -> int:
     return 0 if summary.ok else 1
 
 
+def _launch_slurm(args: argparse.Namespace, jobs: list[Any], runtime: Any) -> Any:
+    from regbench.slurm import SlurmOptions, launch_slurm, load_slurm_config
+
+    if args.workers != 1 or args.jobs_per_gpu != 1 or args.devices != 1:
+        raise ConfigError(
+            "--launcher slurm: --workers, --jobs-per-gpu and --devices are the "
+            "local launcher's; SLURM places jobs by the --slurm-config options."
+        )
+    options = load_slurm_config(args.slurm_config) if args.slurm_config else SlurmOptions()
+    return launch_slurm(jobs, _runs_dir(args), runtime, options, args.retry_failed, console.print)
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from regbench.results_index import write_index
+
+    console.print(f"wrote {write_index(Path(args.results))}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from regbench.collect import collect
     from regbench.table import write_report
@@ -139,7 +161,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     runs_dir = _runs_dir(args)
     out = Path(args.out) if args.out else Path("results") / grid.name
     command = " ".join(["regbench", *sys.argv[1:]])
-    for path in write_report(grid, collect(jobs, runs_dir), runs_dir, out, command):
+    records = collect(jobs, runs_dir)
+    for path in write_report(grid, records, runs_dir, out, command, index=args.index):
         console.print(f"wrote {path}")
     return 0
 
@@ -234,6 +257,18 @@ def parser() -> argparse.ArgumentParser:
     launch.add_argument(
         "--jobs-per-gpu", type=int, default=1, help="jobs sharing each visible GPU (default 1)"
     )
+    launch.add_argument(
+        "--launcher",
+        choices=("local", "slurm"),
+        default="local",
+        help="run here (default) or as one SLURM job array through submitit",
+    )
+    launch.add_argument(
+        "--slurm-config",
+        help="YAML with partition, account, time_min, "
+        "gpus_per_task, cpus_per_task, mem_gb, array_parallelism, extra "
+        "(implies --launcher slurm)",
+    )
     _add_runtime(launch)
     launch.set_defaults(func=cmd_launch)
     for name, func, text in (
@@ -246,6 +281,12 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--runs-dir")
         if name == "report":
             p.add_argument("--out", help="output folder (default results/<grid>)")
+            p.add_argument(
+                "--index",
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help="rewrite the results index (default: when --out is in results/)",
+            )
         else:
             p.add_argument(
                 "-v",
@@ -255,6 +296,9 @@ def parser() -> argparse.ArgumentParser:
                 help="one line per run",
             )
         p.set_defaults(func=func)
+    index = sub.add_parser("index", help="rewrite results/README.md, the index of the reports")
+    index.add_argument("results", nargs="?", default="results")
+    index.set_defaults(func=cmd_index)
     sub.add_parser("tasks", help="list tasks").set_defaults(func=cmd_tasks)
     sub.add_parser("variants", help="list variants").set_defaults(func=cmd_variants)
     return ap

@@ -78,6 +78,7 @@ def _init_worker(env: dict[str, str], threads: int) -> None:
     """In the worker, before anything touches a device: its slot's environment, its thread
     count, and death with the launcher."""
     os.environ.update(env)
+    os.environ.pop("WANDB_SERVICE", None)  # start our own W&B service, not the launcher's
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
     with contextlib.suppress(OSError):

@@ -13,6 +13,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from regbench.callbacks import DivergenceGuard, EpochLog, RandomState, Throughput
 from regbench.rundir import RunDir
 from regbench.runtime import Runtime
+from regbench.slurm import slurm_plugins
 
 
 @dataclass
@@ -92,5 +93,6 @@ def build_trainer(
         enable_model_summary=False,
         num_sanity_val_steps=0,
         default_root_dir=run.path,
+        plugins=slurm_plugins(),
     )
     return Parts(trainer, checkpoint, throughput, logger)

@@ -44,3 +44,6 @@ def _isolated_data(tmp_path_factory, monkeypatch) -> None:
     unless it sets one (the real-data tests read REGBENCH_REAL_DATA instead)."""
     monkeypatch.setenv("REGBENCH_CACHE", str(tmp_path_factory.mktemp("cache")))
     monkeypatch.delenv("REGBENCH_DATA", raising=False)
+    # wandb records its service in the environment of a process that logged a run; a test's
+    # subprocesses must start their own instead of sharing this one's
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)

@@ -49,3 +49,14 @@ def test_single_run_then_already_done(tmp_path, tiny, capsys):
     assert "test cross_entropy" in capsys.readouterr().out
     assert main(argv) == 0
     assert "already done" in capsys.readouterr().out
+
+
+def test_slurm_launcher_options_are_checked_before_anything_is_submitted(tmp_path, capsys):
+    bad = tmp_path / "slurm.yaml"
+    bad.write_text("partiton: debug\n")
+    assert main(["launch", "quick", "--runs-dir", str(tmp_path), "--slurm-config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "partiton" in err and "Did you mean 'partition'" in err and err.count("\n") == 1
+    argv = ["launch", "quick", "--runs-dir", str(tmp_path), "--launcher", "slurm", "--workers", "2"]
+    assert main(argv) == 2
+    assert "--workers" in capsys.readouterr().err
