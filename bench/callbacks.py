@@ -136,6 +136,6 @@ class DivergenceGuard(L.Callback):
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         if loss is not None and not torch.isfinite(loss).all():
             raise Diverged(
-                f"training loss {float(loss)} at step {trainer.global_step} "
-                f"(epoch {trainer.current_epoch})"
+                f"training loss {float(loss)} at step {trainer.global_step - 1} "
+                f"(epoch {trainer.current_epoch}, batch {batch_idx})"
             )

@@ -73,3 +73,37 @@ def test_killed_launch_relaunched_equals_an_uninterrupted_launch(tmp_path):
     attempts = [json.loads((interrupted / j / "attempts.json").read_text()) for j in resumed]
     assert max(a["attempts"] for a in attempts) == 2
     assert any(a["resumed_from_epochs"] for a in attempts)  # resumed, not restarted
+
+
+def test_failures_are_recorded_by_kind_and_the_others_finish(tmp_path_factory, capsys):
+    """With 2 workers: a job that raises, one whose loss is NaN and one that os._exit()s are
+    recorded (error, diverged with its step, crashed) while the rest finish; exit status 1."""
+    import pytest
+
+    from probe import probe_installed
+    from regbench.cli import main
+    from regbench.rundir import read_json
+
+    root = tmp_path_factory.mktemp("probe")
+    grid = root / "failing.yaml"
+    grid.write_text(
+        "tasks:\n  probe: {task.params.raise_seed: 1, task.params.nan_seed: 2, "
+        "task.params.crash_seed: 3}\nvariants: [none]\nseeds: [0, 1, 2, 3, 4]\n"
+    )
+    runs = root / "runs"
+    with pytest.MonkeyPatch.context() as mp, probe_installed(root, mp):
+        mp.setenv("WANDB_MODE", "disabled")
+        code = main(["launch", str(grid), "--runs-dir", str(runs), "--workers", "2"])
+    out = capsys.readouterr().out
+    assert code == 1 and "3 of 5 runs failed" in out
+    kinds = {}
+    for run in runs.iterdir():
+        config = read_json(run / "config.json")
+        if (run / "failed.json").exists():
+            kinds[config["seed"]] = read_json(run / "failed.json")
+        else:
+            assert (run / "done").exists()
+    assert sorted(kinds) == [1, 2, 3]
+    assert kinds[1]["kind"] == "error" and "probe raises" in kinds[1]["traceback"]
+    assert kinds[2]["kind"] == "diverged" and "at step 0" in kinds[2]["error"]
+    assert kinds[3]["kind"] == "crashed"

@@ -1,5 +1,5 @@
 """The SLURM launcher on a real one-node cluster with two fake GPUs (`.ci/local-slurm.sh
-start`; skipped when no cluster answers). A throwaway task plugin (tests/slurm_probe.py)
+start`; skipped when no cluster answers). A throwaway task plugin (tests/probe_task.py)
 makes runs that succeed, raise, or kill their own process; jobs run one per GPU."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from probe import probe_installed
 from regbench.collect import collect
 from regbench.errors import ConfigError
 from regbench.grid import Grid, expand, load_grid
@@ -30,10 +30,8 @@ from regbench.rundir import read_json
 from regbench.runtime import Runtime
 from regbench.slurm import SlurmOptions, launch_slurm, load_slurm_config
 from regbench.table import write_report
-from regbench.tasks import registry
 
 CLUSTER_DIR = Path(os.environ.get("REGBENCH_SLURM_DIR", "/tmp/regbench-slurm"))
-PROBE = Path(__file__).resolve().parent / "slurm_probe.py"
 RUNTIME = Runtime(accelerator="cpu", threads=1, wandb="disabled")
 OPTIONS = SlurmOptions(time_min=30, gpus_per_task=1, cpus_per_task=1)
 ADDING = (
@@ -42,7 +40,7 @@ ADDING = (
 )
 GRID = f"""name: slurm-test
 tasks:
-  slurm_probe: {{task.params.raise_seed: 2, task.params.crash_seed: 3}}
+  probe: {{task.params.raise_seed: 2, task.params.crash_seed: 3}}
   adding: {ADDING}
 variants: [none]
 seeds: [0, 1, 2, 3]
@@ -86,23 +84,6 @@ def why_no_cluster() -> str | None:
     return None
 
 
-def install_probe(target: Path) -> Path:
-    """tests/slurm_probe.py as the package regbench_slurm_probe, into target/site."""
-    package = target / "package"
-    (package / "regbench_slurm_probe").mkdir(parents=True)
-    shutil.copy(PROBE, package / "regbench_slurm_probe" / "__init__.py")
-    (package / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
-        '[project]\nname = "regbench-slurm-probe"\nversion = "0.1"\n'
-        '[project.entry-points."regbench.tasks"]\n'
-        'slurm_probe = "regbench_slurm_probe:SlurmProbe"\n'
-    )
-    site = target / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*pip, "--target", str(site), str(package)], check=True, capture_output=True)
-    return site
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[Path]:
     """The environment SLURM jobs inherit: the cluster's SLURM_CONF and the probe plugin on
@@ -111,22 +92,11 @@ def cluster(tmp_path_factory) -> Iterator[Path]:
     if reason:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("slurm")
-    site = install_probe(root)
-    with pytest.MonkeyPatch.context() as mp:
+    with pytest.MonkeyPatch.context() as mp, probe_installed(root, mp):
         mp.setenv("SLURM_CONF", slurm_conf())
-        mp.setenv(
-            "PYTHONPATH", os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
-        )
         mp.setenv("REGBENCH_CACHE", str(root / "cache"))
         mp.setenv("WANDB_MODE", "disabled")
-        mp.syspath_prepend(str(site))
-        registry.load_plugins.cache_clear()
-        try:
-            yield root
-        finally:
-            registry._TASKS.pop("slurm_probe", None)
-            registry.load_plugins.cache_clear()
-            sys.modules.pop("regbench_slurm_probe", None)
+        yield root
 
 
 @dataclass
@@ -207,9 +177,9 @@ def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
 def test_every_job_ends_done_or_failed_without_hanging(launched: Launched) -> None:
     done = {(j.config["task"]["name"], j.seed) for j in launched.summary.done}
     failed = {(j.config["task"]["name"], j.seed): e for j, e in launched.summary.failed}
-    assert done == {("adding", s) for s in range(4)} | {("slurm_probe", 0), ("slurm_probe", 1)}
-    assert failed[("slurm_probe", 2)] == "RuntimeError: slurm_probe raises for data seed 2"
-    assert "ended without a result (state FAILED, exit code 3)" in failed[("slurm_probe", 3)]
+    assert done == {("adding", s) for s in range(4)} | {("probe", 0), ("probe", 1)}
+    assert failed[("probe", 2)] == "RuntimeError: probe raises for data seed 2"
+    assert "ended without a result (state FAILED, exit code 3)" in failed[("probe", 3)]
     assert launched.summary.skipped == 0 and not launched.summary.busy
     assert launched.seconds < 120, launched.log
 
@@ -243,15 +213,15 @@ def test_one_job_per_gpu(launched: Launched) -> None:
 
 
 def test_a_job_that_raises_is_failed_with_its_traceback(launched: Launched) -> None:
-    failed = read_json(launched.job("slurm_probe", 2).run_dir(launched.runs).failed)
+    failed = read_json(launched.job("probe", 2).run_dir(launched.runs).failed)
     assert failed["kind"] == "error"
-    assert failed["error"] == "RuntimeError: slurm_probe raises for data seed 2"
+    assert failed["error"] == "RuntimeError: probe raises for data seed 2"
     assert "in build_splits" in failed["traceback"]
-    assert "RuntimeError: slurm_probe raises" in failed["traceback"]
+    assert "RuntimeError: probe raises" in failed["traceback"]
 
 
 def test_a_job_that_dies_is_failed_with_its_slurm_state(launched: Launched) -> None:
-    run = launched.job("slurm_probe", 3).run_dir(launched.runs)
+    run = launched.job("probe", 3).run_dir(launched.runs)
     failed = read_json(run.failed)
     assert failed["kind"] == "crashed"
     assert re.fullmatch(
@@ -267,11 +237,11 @@ def test_collect_and_report(launched: Launched, tmp_path: Path) -> None:
     assert {p.name for p in paths} >= {"table.md", "results.json"}
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert [(r["task"], r["n"], r["failed"]) for r in rows] == [
-        ("slurm_probe", 2, 2),
+        ("probe", 2, 2),
         ("adding", 4, 0),
     ]
     table = (tmp_path / "table.md").read_text()
-    assert "| slurm_probe |" in table and "| adding |" in table
+    assert "| probe |" in table and "| adding |" in table
 
 
 def test_sbatch_refusal_is_a_config_error(cluster: Path) -> None:
@@ -291,7 +261,7 @@ def test_a_preempted_job_is_requeued_and_resumes(cluster: Path) -> None:
     grid_file = cluster / "slow.yaml"
     grid_file.write_text(
         "name: slurm-requeue\ntasks:\n"
-        "  slurm_probe: {task.params.batch_sleep: 0.5, train.max_epochs: 6}\n"
+        "  probe: {task.params.batch_sleep: 0.5, train.max_epochs: 6}\n"
         "variants: [none]\nseeds: [7]\n"
     )
     (job,) = expand(load_grid(grid_file))
