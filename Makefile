@@ -3,9 +3,10 @@ PYTHON ?= python3
 RUNS ?= runs
 GRID ?= quick
 WORKERS ?= 2
+DATA ?= ../shared/data
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint bench report status perf clean-runs
+.PHONY: help install test lint bench report status perf golden nightly clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -32,6 +33,12 @@ status: ## count done / pending / failed runs of $(GRID)
 
 perf: ## benchmark every variant's speed against nn.LSTM; writes results/perf/<device>.md
 	$(PYTHON) -m regbench.perf
+
+golden: ## re-record the golden numbers (tests/golden.json) after an intended change
+	$(PYTHON) -m regbench.golden --record --data-dir $(DATA)
+
+nightly: ## rerun one ladder rung from scratch and check it (not in CI; about 10 min)
+	$(PYTHON) -m regbench.nightly
 
 clean-runs: ## delete the run directories under $(RUNS) (finished runs too)
 	rm -rf $(RUNS)

@@ -80,6 +80,10 @@ TRAIN: dict[str, Field] = {
     "batch_size": Field(32, int, minimum=1),
     "eval_batch_size": Field(256, int, minimum=1),
     "max_epochs": Field(10, int, minimum=1),
+    # at most this many batches per epoch (training) and per evaluation; 0: all (smoke runs,
+    # golden-number tests)
+    "limit_batches": Field(0, int, minimum=0),
+    "limit_eval_batches": Field(0, int, minimum=0),
     "clip": Field(0.0, float, minimum=0.0),  # gradient-norm clipping; 0 is off
     # per-step tasks: 'mean' over positions, or 'sum_steps' (summed over the window and
     # averaged over the batch, as Zaremba et al. 2014 train with lr 1)

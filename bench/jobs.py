@@ -19,7 +19,11 @@ ID_LENGTH = 12
 # Config keys added after results existed, with the value that means "as before the key
 # existed": a config at that value hashes as it did before, so adding an option does not turn
 # every finished run into a new job. Add each new key here with its neutral value.
-ADDED_KEYS: dict[tuple[str, ...], Any] = {("model", "tie_weights"): False}
+ADDED_KEYS: dict[tuple[str, ...], Any] = {
+    ("model", "tie_weights"): False,
+    ("train", "limit_batches"): 0,
+    ("train", "limit_eval_batches"): 0,
+}
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:

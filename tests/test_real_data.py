@@ -6,26 +6,20 @@ the files, and check the published split sizes and vocabularies, then train a fe
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 import torch
 
+from real_data import DEFAULT, REAL_DATA, SKIP_REASON
 from regbench.config import resolve
 from regbench.models import SequenceModel
 from regbench.tasks import get_task, imdb
 from regbench.train import build_task
 
-DEFAULT = Path(__file__).resolve().parents[2] / "shared" / "data"
-ROOT = Path(os.environ.get("REGBENCH_REAL_DATA", DEFAULT))
-pytestmark = [pytest.mark.filterwarnings("ignore:You are trying to `self.log")]
-pytestmark.append(
-    pytest.mark.skipif(
-        not (ROOT / "ptb" / "ptb.train.txt").is_file(),
-        reason=f"no real data at {ROOT} (set REGBENCH_REAL_DATA to ../shared/data)",
-    )
-)
+ROOT = REAL_DATA or DEFAULT
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:You are trying to `self.log"),
+    pytest.mark.skipif(REAL_DATA is None, reason=SKIP_REASON),
+]
 
 
 def real_task(name: str, **overrides):
