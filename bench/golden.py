@@ -36,6 +36,7 @@ EMBEDDED_VARIANTS = (
     "ar_tar",
 )
 SHORT = {"train.max_epochs": 1, "train.limit_batches": 12, "train.limit_eval_batches": 3}
+MNIST = {**SHORT, "model.hidden_size": 8, "train.batch_size": 32, "train.eval_batch_size": 256}
 TASKS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "seq_digits": (
         {"model.hidden_size": 8, "train.max_epochs": 2, "train.batch_size": 64},
@@ -68,14 +69,8 @@ TASKS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
         ("none", "dropout", "zoneout", "awd"),
     ),
     "ptb_char": ({**SHORT, "model.hidden_size": 16}, ("none", "recurrent_dropout")),
-    "smnist": (
-        {**SHORT, "model.hidden_size": 8, "train.batch_size": 32, "train.eval_batch_size": 256},
-        ("none", "zoneout"),
-    ),
-    "pmnist": (
-        {**SHORT, "model.hidden_size": 8, "train.batch_size": 32, "train.eval_batch_size": 256},
-        ("none", "recurrent_bn"),
-    ),
+    "smnist": (MNIST, ("none", "zoneout")),
+    "pmnist": (MNIST, ("none", "recurrent_bn")),
     "sst2": (
         {**SHORT, "model.hidden_size": 16, "model.embedding_size": 16},
         ("none", "embed_dropout", "dropout"),

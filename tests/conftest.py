@@ -7,25 +7,10 @@ from typing import Any
 import pytest
 import torch
 
-TINY: dict[str, dict[str, Any]] = {
-    "seq_digits": {"model.hidden_size": 8, "train.max_epochs": 2, "train.batch_size": 64},
-    "adding": {
-        "task.params.T": 12,
-        "task.params.n_train": 96,
-        "task.params.n_val": 32,
-        "task.params.n_test": 32,
-        "model.hidden_size": 8,
-        "train.max_epochs": 2,
-    },
-    "copy_memory": {
-        "task.params.T": 5,
-        "task.params.n_train": 96,
-        "task.params.n_val": 32,
-        "task.params.n_test": 32,
-        "model.hidden_size": 8,
-        "train.max_epochs": 2,
-    },
-}
+from regbench.golden import EMBEDDED
+from regbench.golden import TASKS as GOLDEN_TASKS
+
+TINY: dict[str, dict[str, Any]] = {task: GOLDEN_TASKS[task][0] for task in EMBEDDED}
 
 
 @pytest.fixture

@@ -86,3 +86,21 @@ def reference_lstm(
         h = h_new if dh is None else dh * h + (1 - dh) * h_new
         outs.append(h)
     return torch.stack(outs)
+
+
+def task_instance(
+    name: str, data_dir=None, data_seed: int = 0, batch_size: int | None = None, **params
+):
+    """A task with its protocol's parameters overridden by `params` (not yet set up)."""
+    from regbench.tasks import get_task
+
+    cls = get_task(name)
+    batch = batch_size or cls.protocol.train.get("batch_size", 16)
+    return cls(
+        {**cls.protocol.params, **params},
+        data_seed=data_seed,
+        order_seed=0,
+        batch_size=batch,
+        eval_batch_size=16,
+        data_dir=data_dir,
+    )

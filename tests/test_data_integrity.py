@@ -8,22 +8,14 @@ import time
 import pytest
 
 import fixtures
-from regbench.tasks import get_task, imdb, mnist, ptb, sst
+from helpers import task_instance
+from regbench.tasks import imdb, mnist, ptb, sst
 from regbench.tasks.cache import cached
 from regbench.tasks.sources import DataError
 
 
 def build(name, root, **params):
-    cls = get_task(name)
-    task = cls(
-        {**cls.protocol.params, **params},
-        data_seed=0,
-        order_seed=0,
-        batch_size=2,
-        eval_batch_size=2,
-        data_dir=root,
-    )
-    task.prepare_data()
+    task_instance(name, root, batch_size=2, **params).prepare_data()
 
 
 def one_line(err: pytest.ExceptionInfo) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 import fixtures
-from regbench.tasks import get_task, imdb, ptb, sst, wikitext
+from helpers import task_instance
+from regbench.tasks import imdb, ptb, sst, wikitext
 
 
 def hub_repo(root: Path, config: str, splits: dict[str, dict[str, list]]) -> Path:
@@ -27,15 +28,7 @@ def hub_repo(root: Path, config: str, splits: dict[str, dict[str, list]]) -> Pat
 
 
 def from_hub(name: str, **params):
-    cls = get_task(name)
-    task = cls(
-        {**cls.protocol.params, **params},
-        data_seed=0,
-        order_seed=0,
-        batch_size=2,
-        eval_batch_size=2,
-        data_dir=None,
-    )
+    task = task_instance(name, None, batch_size=2, **params)
     task.setup()
     return task
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import task_instance
 from regbench.config import resolve
 from regbench.errors import ConfigError
 from regbench.tasks import get_task
@@ -16,14 +17,7 @@ from regbench.tasks.copy_memory import memoryless_baseline
 
 
 def make(name: str, data_seed: int = 0, **params):
-    cls = get_task(name)
-    task = cls(
-        {**cls.protocol.params, **params},
-        data_seed=data_seed,
-        order_seed=0,
-        batch_size=16,
-        eval_batch_size=16,
-    )
+    task = task_instance(name, data_seed=data_seed, batch_size=16, **params)
     task.setup()
     return task
 

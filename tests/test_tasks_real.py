@@ -7,20 +7,12 @@ import pytest
 import torch
 
 import fixtures
-from regbench.tasks import get_task, imdb, mnist, ptb, sst
+from helpers import task_instance
+from regbench.tasks import imdb, mnist, ptb, sst
 
 
 def make(name, root, **params):
-    cls = get_task(name)
-    p = cls.protocol
-    task = cls(
-        {**p.params, **params},
-        data_seed=0,
-        order_seed=0,
-        batch_size=p.train.get("batch_size", 2),
-        eval_batch_size=2,
-        data_dir=root,
-    )
+    task = task_instance(name, root, **params)
     task.setup()
     return task
 
