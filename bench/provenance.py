@@ -24,7 +24,9 @@ def now() -> str:
 
 @functools.cache
 def code_version() -> dict[str, Any]:
-    """The git commit of the regbench checkout and whether it had uncommitted changes."""
+    """The git commit of the regbench checkout and whether it had uncommitted changes, read
+    once per process when this module is imported: a long-lived worker keeps running the code
+    it imported, whatever is committed later."""
 
     def git(*args: str) -> str | None:
         try:
@@ -100,3 +102,6 @@ def provenance(seeds: dict[str, int], command: list[str] | None = None) -> dict[
         "seeds": seeds,
         "command": command if command is not None else sys.argv,
     }
+
+
+code_version()  # at import: the version of the code this process runs
