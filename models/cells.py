@@ -55,6 +55,9 @@ def normalize(x: Tensor, norm: Norm, t: int) -> tuple[Tensor, Stats | None]:
     return (y if norm.bias is None else y + norm.bias), used
 
 
+STEP_NORMS = ("step_input_norm", "hidden_norm", "cell_norm", "sum_norm")
+
+
 @dataclass
 class StepPlan:
     """The per-step terms regularizers add to one layer's recurrence for one forward pass.
@@ -62,8 +65,12 @@ class StepPlan:
     Zoneout fields hold per-step Bernoulli masks in training and the rate itself at eval
     (the expectation); masks in `update_masks` and `hidden_mask` are inverted-dropout masks.
     A per-step field holds a sequence with one tensor per step, or one tensor (or rate) that
-    applies at every step. `input_norm` acts on W_ih x for all steps at once, before the loop;
+    applies at every step. `input_norm(W_ih x, b_ih)` normalizes the input projection of all
+    steps at once, before the loop, and adds the cell's input bias in the same pass;
+    `step_input_norm` normalizes it one step at a time inside the loop instead (per-step batch
+    statistics, which then fuse with the step's other work), its shift including b_ih;
     `sum_norm` (tanh-RNN) normalizes W_ih x + W_hh h, and the biases are added after it.
+    `compiled` says that this forward's steps run compiled, so hoisted work may be too.
     """
 
     cell: str
@@ -75,7 +82,9 @@ class StepPlan:
     update_masks: PerStep | None = None
     zone_h: PerStep | None = None
     zone_c: PerStep | None = None
-    input_norm: Callable[[Tensor], Tensor] | None = None
+    compiled: bool = False
+    input_norm: Callable[[Tensor, Tensor], Tensor] | None = None
+    step_input_norm: Norm | None = None
     hidden_norm: Norm | None = None
     cell_norm: Norm | None = None
     sum_norm: Norm | None = None
@@ -100,7 +109,7 @@ class StepPlan:
 
         norms = {
             name: replace(norm, stats=cut(norm.stats), update=None)
-            for name in ("hidden_norm", "cell_norm", "sum_norm")
+            for name in STEP_NORMS
             if (norm := getattr(self, name)) is not None
         }
         return replace(
@@ -122,19 +131,31 @@ def at(value: PerStep | None, t: int) -> Tensor | float | None:
     return value[t]
 
 
-Step = tuple[State, Stats | None, Stats | None]
+StepStats = dict[str, Stats]
+Step = tuple[State, StepStats]
+
+
+def _normed(x: Tensor, name: str, plan: StepPlan, t: int, used: StepStats) -> Tensor:
+    """`x` through the plan's step norm `name`, if set, noting the batch statistics used."""
+    norm = getattr(plan, name)
+    if norm is None:
+        return x
+    y, stats = normalize(x, norm, t)
+    if stats is not None:
+        used[name] = stats
+    return y
 
 
 def _recurrent(
-    h: Tensor, w_hh: Tensor, b_hh: Tensor | None, plan: StepPlan, t: int
-) -> tuple[Tensor, Stats | None]:
+    h: Tensor, w_hh: Tensor, b_hh: Tensor | None, plan: StepPlan, t: int, used: StepStats
+) -> Tensor:
     """W_hh (m ⊙ h) + b_hh, with the optional hidden mask and hidden-side normalization."""
     if plan.hidden_mask is not None:
         h = h * plan.hidden_mask
     if plan.hidden_norm is None:
-        return F.linear(h, w_hh, b_hh), None
-    normed, stats = normalize(F.linear(h, w_hh), plan.hidden_norm, t)
-    return normed + b_hh, stats
+        return F.linear(h, w_hh, b_hh)
+    normed = _normed(F.linear(h, w_hh), "hidden_norm", plan, t, used)
+    return normed if b_hh is None else normed + b_hh
 
 
 def _zone(new: Tensor, old: Tensor, rate: Tensor | float | None) -> Tensor:
@@ -150,43 +171,43 @@ def _dropped(update: Tensor, plan: StepPlan, t: int) -> Tensor:
 def lstm_step(gx: Tensor, state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPlan, t: int) -> Step:
     """One LSTM step; gx = W_ih x_t + b_ih, gates in PyTorch's order (i, f, g, o)."""
     h, c = state
-    gh, h_stats = _recurrent(h, w_hh, b_hh, plan, t)
+    used: StepStats = {}
+    gx = _normed(gx, "step_input_norm", plan, t, used)
+    gh = _recurrent(h, w_hh, b_hh, plan, t, used)
     i, f, g, o = (gx + gh).chunk(4, 1)
     c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * _dropped(torch.tanh(g), plan, t)
-    c_stats = None
-    c_out = c_new
-    if plan.cell_norm is not None:
-        c_out, c_stats = normalize(c_new, plan.cell_norm, t)
-    h_new = torch.sigmoid(o) * torch.tanh(c_out)
+    h_new = torch.sigmoid(o) * torch.tanh(_normed(c_new, "cell_norm", plan, t, used))
     state = (_zone(h_new, h, at(plan.zone_h, t)), _zone(c_new, c, at(plan.zone_c, t)))
-    return state, h_stats, c_stats
+    return state, used
 
 
 def gru_step(gx: Tensor, state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPlan, t: int) -> Step:
     """One GRU step in PyTorch's form: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))."""
     (h,) = state
-    gh, h_stats = _recurrent(h, w_hh, b_hh, plan, t)
+    used: StepStats = {}
+    gx = _normed(gx, "step_input_norm", plan, t, used)
+    gh = _recurrent(h, w_hh, b_hh, plan, t, used)
     xr, xz, xn = gx.chunk(3, 1)
     hr, hz, hn = gh.chunk(3, 1)
     r = torch.sigmoid(xr + hr)
     z = torch.sigmoid(xz + hz)
     n = _dropped(torch.tanh(xn + r * hn), plan, t)
     h_new = torch.lerp(n, h, z)
-    return (_zone(h_new, h, at(plan.zone_h, t)),), h_stats, None
+    return (_zone(h_new, h, at(plan.zone_h, t)),), used
 
 
 def rnn_step(gx: Tensor, state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPlan, t: int) -> Step:
     """One tanh-RNN step: h' = tanh(W_ih x + b_ih + W_hh h + b_hh). With `sum_norm`, gx
     carries no bias and b_hh is both biases: h' = tanh(N(W_ih x + W_hh h) + b)."""
     (h,) = state
+    used: StepStats = {}
+    gx = _normed(gx, "step_input_norm", plan, t, used)
     if plan.sum_norm is None:
-        gh, h_stats = _recurrent(h, w_hh, b_hh, plan, t)
-        h_new = torch.tanh(gx + gh)
-    else:
-        gh, _ = _recurrent(h, w_hh, None, plan, t)  # no hidden_norm: the claims exclude it
-        normed, h_stats = normalize(gx + gh, plan.sum_norm, t)
-        h_new = torch.tanh(normed + b_hh)
-    return (_zone(h_new, h, at(plan.zone_h, t)),), h_stats, None
+        h_new = torch.tanh(gx + _recurrent(h, w_hh, b_hh, plan, t, used))
+    else:  # no hidden_norm: the claims exclude it
+        summed = gx + _recurrent(h, w_hh, None, plan, t, used)
+        h_new = torch.tanh(_normed(summed, "sum_norm", plan, t, used) + b_hh)
+    return (_zone(h_new, h, at(plan.zone_h, t)),), used
 
 
 STEPS = {"lstm": lstm_step, "gru": gru_step, "rnn": rnn_step}
@@ -195,13 +216,12 @@ GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
 @dataclass
 class Walk:
-    """What a walk over steps produced: outputs (T, B, H), the final state, and the batch
-    statistics each batch norm used at each step (empty lists when there are none)."""
+    """What a walk over steps produced: outputs (T, B, H), the final state, and for each step
+    norm in training batch mode, the batch statistics it used at each step."""
 
     outputs: Tensor
     state: State
-    hidden_stats: list[Stats]
-    cell_stats: list[Stats]
+    stats: dict[str, list[Stats]]
 
 
 def run_steps(
@@ -209,12 +229,11 @@ def run_steps(
 ) -> Walk:
     """Walk the per-step input projections `gx` (one (B, G) tensor per step)."""
     step = STEPS[cell]
-    outputs, hidden_stats, cell_stats = [], [], []
+    outputs: list[Tensor] = []
+    stats: dict[str, list[Stats]] = {}
     for t, gx_t in enumerate(gx):
-        state, h_stats, c_stats = step(gx_t, state, w_hh, b_hh, plan, t)
+        state, used = step(gx_t, state, w_hh, b_hh, plan, t)
         outputs.append(state[0])
-        if h_stats is not None:
-            hidden_stats.append(h_stats)
-        if c_stats is not None:
-            cell_stats.append(c_stats)
-    return Walk(torch.stack(outputs), state, hidden_stats, cell_stats)
+        for name, pair in used.items():
+            stats.setdefault(name, []).append(pair)
+    return Walk(torch.stack(outputs), state, stats)

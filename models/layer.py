@@ -8,6 +8,7 @@ the fused one with identical weights.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -66,25 +67,30 @@ class RecurrentLayer(nn.Module):
         self, x: Tensor, state: State, w_hh: Tensor, regularizers: Sequence[Regularizer], index: int
     ) -> tuple[Tensor, State]:
         steps, batch, _ = x.shape
-        plan = StepPlan(cell=self.cell, steps=steps, batch=batch, hidden=self.hidden_size, like=x)
+        compiled = self.step_mode == "compile" and torch.is_grad_enabled()
+        plan = StepPlan(self.cell, steps, batch, self.hidden_size, like=x, compiled=compiled)
         for reg in regularizers:
             reg.plan_steps(plan, index)
         gx, b_hh = self._input_projection(x, plan)
         walked = walk(self.cell, gx.unbind(0), state, w_hh, b_hh, plan, self.step_mode, self.chunk)
-        _update_running_stats(plan.hidden_norm, walked.hidden_stats, batch)
-        _update_running_stats(plan.cell_norm, walked.cell_stats, batch)
+        for name, per_step in walked.stats.items():
+            _update_running_stats(getattr(plan, name), per_step, batch)
         return walked.outputs, walked.state
 
     def _input_projection(self, x: Tensor, plan: StepPlan) -> tuple[Tensor, Tensor]:
         """W_ih x for all steps (hoisted), with its normalization, and the bias left for
-        the step (both biases when a norm over the summed input comes first)."""
+        the step (both biases when a norm over the summed input comes first; b_ih joins the
+        shift of a per-step input norm)."""
         rnn = self.rnn
         if plan.sum_norm is not None:
             return F.linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0 + rnn.bias_hh_l0
+        if (norm := plan.step_input_norm) is not None:
+            shift = rnn.bias_ih_l0 if norm.bias is None else norm.bias + rnn.bias_ih_l0
+            plan.step_input_norm = replace(norm, bias=shift)
+            return F.linear(x, rnn.weight_ih_l0), rnn.bias_hh_l0
         if plan.input_norm is None:
             return F.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0), rnn.bias_hh_l0
-        gx = plan.input_norm(F.linear(x, rnn.weight_ih_l0)) + rnn.bias_ih_l0
-        return gx, rnn.bias_hh_l0
+        return plan.input_norm(F.linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0), rnn.bias_hh_l0
 
     @property
     def gates(self) -> int:

@@ -25,15 +25,18 @@ StepMode = Literal["eager", "compile"]
 DEFAULT_CHUNK = 16
 
 
+Chunk = tuple[Tensor, State, dict[str, list[Stats]]]
+
+
 def _chunk(
     cell: str, gx: list[Tensor], state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPlan
-) -> tuple[Tensor, State, list[Stats], list[Stats]]:
+) -> Chunk:
     walk = run_steps(cell, gx, state, w_hh, b_hh, plan)
-    return walk.outputs, walk.state, walk.hidden_stats, walk.cell_stats
+    return walk.outputs, walk.state, walk.stats
 
 
 @functools.cache
-def compiled_chunk() -> Callable[..., tuple[Tensor, State, list[Stats], list[Stats]]]:
+def compiled_chunk() -> Callable[..., Chunk]:
     """The chunk function under torch.compile (one per process; graphs cached by shape and
     plan structure, so one process can hold the graphs of many variants and sizes)."""
     import torch._dynamo
@@ -64,13 +67,14 @@ def walk(
         return run_steps(cell, gx, state, w_hh, b_hh, plan)
     fn = compiled_chunk()
     chunk = chunk_length(len(gx), chunk)
-    outputs, hidden_stats, cell_stats = [], [], []
+    outputs: list[Tensor] = []
+    stats: dict[str, list[Stats]] = {}
     for start in range(0, len(gx), chunk):
         stop = min(len(gx), start + chunk)
-        out, state, h_stats, c_stats = fn(
+        out, state, used = fn(
             cell, list(gx[start:stop]), state, w_hh, b_hh, plan.window(start, stop)
         )
         outputs.append(out)
-        hidden_stats += h_stats
-        cell_stats += c_stats
-    return Walk(torch.cat(outputs), state, hidden_stats, cell_stats)
+        for name, per_step in used.items():
+            stats.setdefault(name, []).extend(per_step)
+    return Walk(torch.cat(outputs), state, stats)

@@ -5,14 +5,16 @@
 The recurrent term is not normalized (the paper found that it did not help). Statistics are
 "frame-wise" (per time step, over the batch; `statistics: frame`, the default) or
 "sequence-wise" (over batch and time; `statistics: sequence`); running averages at eval, γ
-starts at 1 and the shift is the cell's bias. BN(W_x x) depends on no state, so it is computed
-for all steps before the loop. Section and equation numbers of the paper were not available
-to us; the formula is the one its abstract and later surveys state.
+starts at 1 and the shift is the cell's bias. W_x x is computed for all steps before the loop;
+frame-wise BN then runs per step inside it (fused with the step's work when compiled), and
+sequence-wise BN over the hoisted term at once. Section and equation numbers of the paper were
+not available to us; the formula is the one its abstract and later surveys state.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 from torch import nn
 
@@ -40,4 +42,8 @@ class InputBatchNorm(Regularizer):
         return True
 
     def plan_steps(self, plan: StepPlan, layer: int) -> None:
-        plan.set("input_norm", self.norms[layer].normalize_all, self.key)
+        norm = self.norms[layer]
+        if norm.per_step:
+            plan.set("step_input_norm", norm.step_norm(plan.steps), self.key)
+        else:
+            plan.set("input_norm", partial(norm.normalize_all, compiled=plan.compiled), self.key)

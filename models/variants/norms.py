@@ -10,12 +10,34 @@ steps (Laurent et al. 2016's sequence-wise normalization).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from regbench.models.cells import Norm
+
+
+def _scale_shift(
+    x: Tensor, mean: Tensor, var: Tensor, weight: Tensor, shift: Tensor, eps: float
+) -> Tensor:
+    """γ ⊙ (x − mean) / sqrt(var + ε) + shift."""
+    return (x - mean) * torch.rsqrt(var + eps) * weight + shift
+
+
+def _batch_norm(
+    x: Tensor, weight: Tensor, shift: Tensor, eps: float, dims: tuple[int, ...]
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch norm of `x` with its own statistics over `dims`: (output, mean, var)."""
+    var, mean = torch.var_mean(x, dim=dims, unbiased=False, keepdim=True)
+    return _scale_shift(x, mean, var, weight, shift, eps), mean, var
+
+
+@functools.cache
+def _compiled_batch_norm() -> Callable[..., tuple[Tensor, Tensor, Tensor]]:
+    return torch.compile(_batch_norm, dynamic=False, fullgraph=True)
 
 
 class StepBatchNorm(nn.Module):
@@ -69,24 +91,24 @@ class StepBatchNorm(nn.Module):
     def _use_batch_stats(self) -> bool:
         return self.training or self.max_steps == 0
 
-    def normalize_all(self, x: Tensor) -> Tensor:
-        """Normalize a (T, B, F) term for all steps at once (input side, before the loop)."""
+    def normalize_all(self, x: Tensor, shift: Tensor, compiled: bool = False) -> Tensor:
+        """Normalize a (T, B, F) term for all steps at once (input side, before the loop) and
+        add `shift` (the cell's input bias) in the same pass; compiled, the statistics, the
+        normalization and their backward fuse into a few passes over the term."""
         steps = x.shape[0]
-        if self._use_batch_stats():
-            dims = (1,) if self.per_step else (0, 1)
-            var, mean = torch.var_mean(x, dim=dims, unbiased=False, keepdim=True)
-            if self.training:
-                shape = (steps if self.per_step else 1, x.shape[-1])
-                self.update(
-                    mean.reshape(shape).detach(),
-                    var.reshape(shape).detach(),
-                    x.shape[1] * (1 if self.per_step else steps),
-                )
-        else:
-            mean, var = self._running(steps if self.per_step else 1)
-            mean, var = mean.unsqueeze(1), var.unsqueeze(1)
-        y = (x - mean) * torch.rsqrt(var + self.eps) * self.weight
-        return y if self.bias is None else y + self.bias
+        if self.bias is not None:
+            shift = self.bias + shift
+        if not self._use_batch_stats():
+            mean, var = (s.unsqueeze(1) for s in self._running(steps if self.per_step else 1))
+            return _scale_shift(x, mean, var, self.weight, shift, self.eps)
+        dims = (1,) if self.per_step else (0, 1)
+        norm = _compiled_batch_norm() if compiled else _batch_norm
+        y, mean, var = norm(x, self.weight, shift, self.eps, dims)
+        if self.training:
+            shape = (steps if self.per_step else 1, x.shape[-1])
+            count = x.shape[1] * (1 if self.per_step else steps)
+            self.update(mean.reshape(shape).detach(), var.reshape(shape).detach(), count)
+        return y
 
     def step_norm(self, steps: int) -> Norm:
         """The per-step normalization for a term computed inside the recurrence."""

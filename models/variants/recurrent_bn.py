@@ -7,8 +7,9 @@
 Each BN keeps separate statistics per time step (shared γ, β; see norms.py): minibatch
 statistics in training, running averages at eval. Sequences longer than the longest training
 sequence (T_max) reuse the statistics of T_max at eval. β_h = β_x = 0 (b models the bias, here
-PyTorch's b_ih + b_hh); β_c is learned; all γ start at 0.1 (Sec. 4–5). BN(W_x x_t) depends on
-no state, so it is computed for all steps before the loop. Defined for the LSTM, as in the paper.
+PyTorch's b_ih + b_hh); β_c is learned; all γ start at 0.1 (Sec. 4–5). W_x x is computed for
+all steps before the loop; its per-step BN runs inside the loop, where a compiled chunk fuses it
+with the step's other pointwise work. Defined for the LSTM, as in the paper.
 """
 
 from __future__ import annotations
@@ -48,6 +49,6 @@ class RecurrentBatchNorm(Regularizer):
 
     def plan_steps(self, plan: StepPlan, layer: int) -> None:
         norms = self.norms[layer]
-        plan.set("input_norm", norms["x"].normalize_all, self.key)
+        plan.set("step_input_norm", norms["x"].step_norm(plan.steps), self.key)
         plan.set("hidden_norm", norms["h"].step_norm(plan.steps), self.key)
         plan.set("cell_norm", norms["c"].step_norm(plan.steps), self.key)
