@@ -204,11 +204,12 @@ def markdown(rows: list[Row], device, seconds: float, command: str) -> str:
         f"# Variant speed on {device_label(device)}",
         "",
         f"Forward+backward tokens/s against a plain `nn.LSTM` model by `{command}` on "
-        f"{date.today().isoformat()} (torch {torch.__version__}). Each row runs in a fresh "
-        f"process in which baseline and variant iterations alternate for about {seconds:g} s; "
-        f"ratio = median baseline time / median variant time, higher is better. Targets here: "
-        f"fused-kernel variants ≥ {target['fused']}×; custom-cell variants ≥ "
-        f"{target['custom']}× (compiled) with a cold compile of ≤ {MAX_COMPILE_S:g} s.",
+        f"{date.today().isoformat()} at commit {_commit()} (torch {torch.__version__}). "
+        f"Each row runs in a fresh process in which baseline and variant iterations "
+        f"alternate for about {seconds:g} s; ratio = median baseline time / median variant "
+        f"time, higher is better. Targets here: fused-kernel variants ≥ {target['fused']}×; "
+        f"custom-cell variants ≥ {target['custom']}× (compiled) with a cold compile of "
+        f"≤ {MAX_COMPILE_S:g} s.",
         "",
         "| size | variant | path | steps | tokens/s | baseline tokens/s | ratio | target met "
         "| compile s | iterations |",
@@ -270,6 +271,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 ROW_PREFIX = "regbench-perf-row "
+
+
+def _commit() -> str:
+    from regbench.provenance import code_version
+
+    version = code_version()
+    commit = (version["commit"] or "unknown")[:12]
+    return f"`{commit}`" + (" with uncommitted changes" if version["dirty"] else "")
 
 
 def _measure_in_fresh_process(key: str, variant: str, mode: str, args: argparse.Namespace) -> Row:
