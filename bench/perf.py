@@ -242,8 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     device = torch.device(args.device)
-    if args.row:  # a child: compile from a cold cache of its own
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="regbench-perf-"))
+    if args.row:
         key, variant, mode = args.row.split(":")
         row = measure(SIZES[key], variant, mode, args.seconds, device)
         print(ROW_PREFIX + json.dumps(asdict(row)))
@@ -282,10 +281,13 @@ def _commit() -> str:
 
 
 def _measure_in_fresh_process(key: str, variant: str, mode: str, args: argparse.Namespace) -> Row:
-    """One row, measured by a child process that prints it as JSON."""
+    """One row, measured by a child process that prints it as JSON; it compiles from an empty
+    Inductor cache of its own (cold compile seconds)."""
     command = [sys.executable, "-m", "regbench.perf", "--row", f"{key}:{variant}:{mode}"]
     command += ["--seconds", str(args.seconds), "--device", args.device]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    with tempfile.TemporaryDirectory(prefix="regbench-perf-") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     lines = [x for x in done.stdout.splitlines() if x.startswith(ROW_PREFIX)]
     if done.returncode != 0 or not lines:
         raise SystemExit(f"perf row {key}:{variant}:{mode} failed:\n{done.stderr[-2000:]}")
