@@ -22,7 +22,10 @@ from torch import Tensor
 from regbench.models.cells import State, Stats, StepPlan, Walk, run_steps
 
 StepMode = Literal["eager", "compile"]
-DEFAULT_CHUNK = 16
+# 8 steps: at sequential-MNIST size on the 2-core CPU as fast as 16 (variational 0.77× vs
+# 0.75×, recurrent_bn 0.58× vs 0.56×) with a third less cold compile (recurrent_bn 29.5 s vs
+# 44.8 s); see results/perf/README.md.
+DEFAULT_CHUNK = 8
 
 
 Chunk = tuple[Tensor, State, dict[str, list[Stats]]]
