@@ -154,8 +154,7 @@ def _recurrent(
         h = h * plan.hidden_mask
     if plan.hidden_norm is None:
         return F.linear(h, w_hh, b_hh)
-    normed = _normed(F.linear(h, w_hh), "hidden_norm", plan, t, used)
-    return normed if b_hh is None else normed + b_hh
+    return _normed(F.linear(h, w_hh), "hidden_norm", plan, t, used) + b_hh
 
 
 def _zone(new: Tensor, old: Tensor, rate: Tensor | float | None) -> Tensor:

@@ -31,10 +31,8 @@ class InputBatchNorm(Regularizer):
     choices = {"statistics": ("frame", "sequence")}
 
     def bind(self, layers: Sequence[LayerDims]) -> None:
-        per_step = self.params["statistics"] == "frame"
         self.norms = nn.ModuleList(
-            StepBatchNorm(d.gate_size, self.params["gamma"], shift=False, per_step=per_step)
-            for d in layers
+            StepBatchNorm(d.gate_size, self.params["gamma"], shift=False) for d in layers
         )
 
     @property
@@ -43,7 +41,7 @@ class InputBatchNorm(Regularizer):
 
     def plan_steps(self, plan: StepPlan, layer: int) -> None:
         norm = self.norms[layer]
-        if norm.per_step:
+        if self.params["statistics"] == "frame":
             plan.set("step_input_norm", norm.step_norm(plan.steps), self.key)
         else:
             plan.set("input_norm", partial(norm.normalize_all, compiled=plan.compiled), self.key)

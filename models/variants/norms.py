@@ -4,8 +4,9 @@ Cooijmans et al. 2017, Sec. 3, eq. (5): BN(h; γ, β) = β + γ ⊙ (h − Ê[h]
 with separate statistics for each time step t ≤ T_max and shared γ, β. In training the
 minibatch statistics of step t are used and folded into running averages for step t (T_max
 grows to the longest training sequence seen); at eval the running averages of step t are
-used, and those of T_max for every t ≥ T_max. With `per_step = False` the statistics pool all
-steps (Laurent et al. 2016's sequence-wise normalization).
+used, and those of T_max for every t ≥ T_max. Per-step normalization runs inside the loop
+(`step_norm`); `normalize_all` instead pools the statistics of all steps, once, before the
+loop (Laurent et al. 2016's sequence-wise normalization), keeping a single running row.
 """
 
 from __future__ import annotations
@@ -49,12 +50,11 @@ class StepBatchNorm(nn.Module):
         features: int,
         gamma: float,
         shift: bool,
-        per_step: bool = True,
         momentum: float = 0.1,
         eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        self.per_step, self.momentum, self.eps = per_step, momentum, eps
+        self.momentum, self.eps = momentum, eps
         self.weight = nn.Parameter(torch.full((features,), gamma))
         self.bias = nn.Parameter(torch.zeros(features)) if shift else None
         self.register_buffer("running_mean", torch.zeros(0, features))
@@ -92,22 +92,20 @@ class StepBatchNorm(nn.Module):
         return self.training or self.max_steps == 0
 
     def normalize_all(self, x: Tensor, shift: Tensor, compiled: bool = False) -> Tensor:
-        """Normalize a (T, B, F) term for all steps at once (input side, before the loop) and
-        add `shift` (the cell's input bias) in the same pass; compiled, the statistics, the
-        normalization and their backward fuse into a few passes over the term."""
-        steps = x.shape[0]
+        """Normalize a (T, B, F) term with statistics pooled over all steps and the batch
+        (input side, before the loop) and add `shift` (the cell's input bias) in the same pass;
+        compiled, the statistics, the normalization and their backward fuse into a few passes
+        over the term."""
         if self.bias is not None:
             shift = self.bias + shift
         if not self._use_batch_stats():
-            mean, var = (s.unsqueeze(1) for s in self._running(steps if self.per_step else 1))
+            mean, var = self._running(1)
             return _scale_shift(x, mean, var, self.weight, shift, self.eps)
-        dims = (1,) if self.per_step else (0, 1)
         norm = _compiled_batch_norm() if compiled else _batch_norm
-        y, mean, var = norm(x, self.weight, shift, self.eps, dims)
+        y, mean, var = norm(x, self.weight, shift, self.eps, (0, 1))
         if self.training:
-            shape = (steps if self.per_step else 1, x.shape[-1])
-            count = x.shape[1] * (1 if self.per_step else steps)
-            self.update(mean.reshape(shape).detach(), var.reshape(shape).detach(), count)
+            pooled = (stat.reshape(1, -1).detach() for stat in (mean, var))
+            self.update(*pooled, x.shape[0] * x.shape[1])
         return y
 
     def step_norm(self, steps: int) -> Norm:
