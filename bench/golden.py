@@ -36,34 +36,21 @@ EMBEDDED_VARIANTS = (
     "ar_tar",
 )
 SHORT = {"train.max_epochs": 1, "train.limit_batches": 12, "train.limit_eval_batches": 3}
+SYNTHETIC = {  # adding and copy memory: tiny generated splits
+    "task.params.n_train": 96,
+    "task.params.n_val": 32,
+    "task.params.n_test": 32,
+    "model.hidden_size": 8,
+    "train.max_epochs": 2,
+}
 MNIST = {**SHORT, "model.hidden_size": 8, "train.batch_size": 32, "train.eval_batch_size": 256}
 TASKS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
     "seq_digits": (
         {"model.hidden_size": 8, "train.max_epochs": 2, "train.batch_size": 64},
         EMBEDDED_VARIANTS,
     ),
-    "adding": (
-        {
-            "task.params.T": 12,
-            "task.params.n_train": 96,
-            "task.params.n_val": 32,
-            "task.params.n_test": 32,
-            "model.hidden_size": 8,
-            "train.max_epochs": 2,
-        },
-        EMBEDDED_VARIANTS,
-    ),
-    "copy_memory": (
-        {
-            "task.params.T": 5,
-            "task.params.n_train": 96,
-            "task.params.n_val": 32,
-            "task.params.n_test": 32,
-            "model.hidden_size": 8,
-            "train.max_epochs": 2,
-        },
-        EMBEDDED_VARIANTS,
-    ),
+    "adding": ({**SYNTHETIC, "task.params.T": 12}, EMBEDDED_VARIANTS),
+    "copy_memory": ({**SYNTHETIC, "task.params.T": 5}, EMBEDDED_VARIANTS),
     "ptb_word": (
         {**SHORT, "model.hidden_size": 16, "model.embedding_size": 16},
         ("none", "dropout", "zoneout", "awd"),
