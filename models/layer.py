@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regbench.models.cells import GATES, Norm, State, Stats, StepPlan
+from regbench.models.gemm import linear
 from regbench.models.steps import DEFAULT_CHUNK, StepMode, walk
 from regbench.models.variants.base import Regularizer
 
@@ -83,14 +83,14 @@ class RecurrentLayer(nn.Module):
         shift of a per-step input norm)."""
         rnn = self.rnn
         if plan.sum_norm is not None:
-            return F.linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0 + rnn.bias_hh_l0
+            return linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0 + rnn.bias_hh_l0
         if (norm := plan.step_input_norm) is not None:
             shift = rnn.bias_ih_l0 if norm.bias is None else norm.bias + rnn.bias_ih_l0
             plan.step_input_norm = replace(norm, bias=shift)
-            return F.linear(x, rnn.weight_ih_l0), rnn.bias_hh_l0
+            return linear(x, rnn.weight_ih_l0), rnn.bias_hh_l0
         if plan.input_norm is None:
-            return F.linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0), rnn.bias_hh_l0
-        return plan.input_norm(F.linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0), rnn.bias_hh_l0
+            return linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0), rnn.bias_hh_l0
+        return plan.input_norm(linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0), rnn.bias_hh_l0
 
     @property
     def gates(self) -> int:

@@ -20,7 +20,9 @@ from regbench.models.variants.base import Regularizer, Site, keep_mask, locked
 
 class VariationalDropout(Regularizer):
     key = "variational"
-    version = 2  # masks drawn as uniform < 1 − p (see base.bernoulli_mask)
+    # 2: masks drawn as uniform < 1 − p (see base.bernoulli_mask);
+    # 3: the custom cell's input projection in oneDNN on the CPU (models/gemm.py)
+    version = 3
     citation = "Gal & Ghahramani 2016, Sec. 4.1, eq. (7)"
     claims = ("sites", "hidden_mask")
     defaults = {"p_input": 0.35, "p_hidden": 0.35, "p_output": 0.35, "p_recurrent": 0.2}

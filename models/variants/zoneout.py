@@ -20,7 +20,9 @@ from regbench.models.variants.base import Regularizer, bernoulli_mask
 
 class Zoneout(Regularizer):
     key = "zoneout"
-    version = 2  # masks drawn as uniform < z (see base.bernoulli_mask)
+    # 2: masks drawn as uniform < z (see base.bernoulli_mask);
+    # 3: the custom cell's input projection in oneDNN on the CPU (models/gemm.py)
+    version = 3
     citation = "Krueger et al. 2017, Sec. 3.2"
     claims = ("zone_h", "zone_c")
     defaults = {"z_c": 0.5, "z_h": 0.05}

@@ -1,0 +1,83 @@
+"""The custom cells' hoisted input projection W_ih x as a oneDNN matrix product on the CPU.
+
+PyTorch's x86 wheels run float32 `F.linear` through MKL, whose AVX-512 kernels are chosen
+only on Intel CPUs; on AMD hosts it takes an AVX2 path. oneDNN, which `nn.LSTM` uses for the
+whole fused recurrence, picks AVX-512 by CPU features. Measured on the 2-core AMD EPYC host
+(1 thread, median): (700×200)·(200×800), the PTB-small projection of one forward, takes
+2.17 ms in MKL and 0.99 ms in oneDNN; its two backward products the same. So `linear` runs
+the forward and both backward products in oneDNN's float32 GEMM (IEEE float32, no reduced
+precision) where that exists, and is `F.linear` elsewhere (CUDA, other dtypes, builds
+without oneDNN). On Intel hosts the two libraries are about equally fast.
+
+Only the hoisted projection uses it: it runs outside the compiled step chunks, where
+Inductor's own lowering of this op assumes frozen inference weights.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@functools.cache
+def _onednn_linear():
+    """oneDNN's dense-tensor linear (a (M, K), w (N, K), optional bias → a wᵀ + b), or None."""
+    if not torch.backends.mkldnn.is_available():
+        return None
+    op = getattr(getattr(torch.ops, "mkldnn", None), "_linear_pointwise", None)
+    return None if op is None else op.default
+
+
+def _mm_t(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
+    """a @ wᵀ (+ bias) in oneDNN; a (M, K) and w (N, K), strided views allowed (transposed
+    views cost no copy: measured faster than passing contiguous copies)."""
+    return _onednn_linear()(a, w, bias, "none", [None], "")
+
+
+class _OneDnnLinear(torch.autograd.Function):
+    """y = x Wᵀ + b with every product in oneDNN: ∂x = g W, ∂W = gᵀ x, ∂b = Σ g."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        rows = x.reshape(-1, x.shape[-1])
+        ctx.save_for_backward(rows, weight)
+        ctx.input_shape = x.shape
+        ctx.has_bias = bias is not None
+        out = _mm_t(rows, weight, bias)
+        return out.reshape(*x.shape[:-1], weight.shape[0])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        rows, weight = ctx.saved_tensors
+        grad_rows = grad.reshape(-1, grad.shape[-1])
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _mm_t(grad_rows, weight.t()).reshape(ctx.input_shape)
+        if ctx.needs_input_grad[1]:
+            grad_w = _mm_t(grad_rows.t(), rows.t())
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            grad_b = grad_rows.sum(0)
+        return grad_x, grad_w, grad_b
+
+
+# Below this many input features oneDNN is the slower one: sequential MNIST's one pixel per
+# step, (50176×1)·(1×512) forward and backward, took 241 ms in oneDNN and 121 ms in MKL.
+MIN_FEATURES = 16
+
+
+def uses_onednn(x: Tensor, weight: Tensor) -> bool:
+    """Whether `linear(x, weight)` runs in oneDNN: CPU float32, oneDNN available, and at
+    least MIN_FEATURES input features."""
+    cpu_float = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (x, weight))
+    wide = weight.shape[-1] >= MIN_FEATURES
+    return cpu_float and wide and _onednn_linear() is not None
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """`F.linear(x, weight, bias)`, in oneDNN on the CPU (see the module docstring)."""
+    if not uses_onednn(x, weight):
+        return F.linear(x, weight, bias)
+    return _OneDnnLinear.apply(x, weight, bias)
