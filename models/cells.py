@@ -71,6 +71,8 @@ class StepPlan:
     statistics, which then fuse with the step's other work), its shift including b_ih;
     `sum_norm` (tanh-RNN) normalizes W_ih x + W_hh h, and the biases are added after it.
     `compiled` says that this forward's steps run compiled, so hoisted work may be too.
+    `weight_probes` are the zero probes z_t added to each step's W_hh product, which then
+    uses a detached W_hh (models/weight_grad.py).
     """
 
     cell: str
@@ -79,6 +81,7 @@ class StepPlan:
     hidden: int
     like: Tensor
     hidden_mask: Tensor | None = None
+    weight_probes: Sequence[Tensor] | None = None
     update_masks: PerStep | None = None
     zone_h: PerStep | None = None
     zone_c: PerStep | None = None
@@ -115,6 +118,7 @@ class StepPlan:
         return replace(
             self,
             steps=stop - start,
+            weight_probes=cut(self.weight_probes),
             update_masks=cut(self.update_masks),
             zone_h=cut(self.zone_h),
             zone_c=cut(self.zone_c),
@@ -149,12 +153,17 @@ def _normed(x: Tensor, name: str, plan: StepPlan, t: int, used: StepStats) -> Te
 def _recurrent(
     h: Tensor, w_hh: Tensor, b_hh: Tensor | None, plan: StepPlan, t: int, used: StepStats
 ) -> Tensor:
-    """W_hh (m ⊙ h) + b_hh, with the optional hidden mask and hidden-side normalization."""
+    """W_hh (m ⊙ h) + b_hh, with the optional hidden mask, weight-gradient probe and
+    hidden-side normalization."""
     if plan.hidden_mask is not None:
         h = h * plan.hidden_mask
-    if plan.hidden_norm is None:
+    if plan.hidden_norm is None and plan.weight_probes is None:
         return F.linear(h, w_hh, b_hh)
-    return _normed(F.linear(h, w_hh), "hidden_norm", plan, t, used) + b_hh
+    product = F.linear(h, w_hh)
+    if plan.weight_probes is not None:
+        product = product + plan.weight_probes[t]
+    product = _normed(product, "hidden_norm", plan, t, used)
+    return product if b_hh is None else product + b_hh
 
 
 def _zone(new: Tensor, old: Tensor, rate: Tensor | float | None) -> Tensor:

@@ -57,7 +57,7 @@ class _OneDnnLinear(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             grad_x = _mm_t(grad_rows, weight.t()).reshape(ctx.input_shape)
         if ctx.needs_input_grad[1]:
-            grad_w = _mm_t(grad_rows.t(), rows.t())
+            grad_w = weight_grad(grad_rows, rows)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_rows.sum(0)
         return grad_x, grad_w, grad_b
@@ -68,12 +68,23 @@ class _OneDnnLinear(torch.autograd.Function):
 MIN_FEATURES = 16
 
 
+def _onednn_float32(*tensors: Tensor) -> bool:
+    cpu_float = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+    return cpu_float and _onednn_linear() is not None
+
+
 def uses_onednn(x: Tensor, weight: Tensor) -> bool:
     """Whether `linear(x, weight)` runs in oneDNN: CPU float32, oneDNN available, and at
     least MIN_FEATURES input features."""
-    cpu_float = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in (x, weight))
-    wide = weight.shape[-1] >= MIN_FEATURES
-    return cpu_float and wide and _onednn_linear() is not None
+    return weight.shape[-1] >= MIN_FEATURES and _onednn_float32(x, weight)
+
+
+def weight_grad(grad_rows: Tensor, input_rows: Tensor) -> Tensor:
+    """gradᵀ · inputs, the (N, K) weight gradient of y = x Wᵀ summed over M rows, from
+    grad (M, N) and inputs (M, K); in oneDNN on the CPU in float32."""
+    if _onednn_float32(grad_rows, input_rows):  # as (inputsᵀ grad)ᵀ: the fastest layout
+        return _mm_t(input_rows.t(), grad_rows.t()).t()
+    return grad_rows.t() @ input_rows
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

@@ -17,6 +17,7 @@ from regbench.models.cells import GATES, Norm, State, Stats, StepPlan
 from regbench.models.gemm import linear
 from regbench.models.steps import DEFAULT_CHUNK, StepMode, walk
 from regbench.models.variants.base import Regularizer
+from regbench.models.weight_grad import RecurrentWeightGrad, pays_off
 
 FUSED: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -72,7 +73,13 @@ class RecurrentLayer(nn.Module):
         for reg in regularizers:
             reg.plan_steps(plan, index)
         gx, b_hh = self._input_projection(x, plan)
+        probe = None
+        if pays_off(w_hh, batch):
+            probe = RecurrentWeightGrad(w_hh, steps, batch)
+            plan.weight_probes, w_hh = probe.probes, w_hh.detach()
         walked = walk(self.cell, gx.unbind(0), state, w_hh, b_hh, plan, self.step_mode, self.chunk)
+        if probe is not None:
+            probe.record(state[0], walked.outputs, plan.hidden_mask)
         for name, per_step in walked.stats.items():
             _update_running_stats(getattr(plan, name), per_step, batch)
         return walked.outputs, walked.state

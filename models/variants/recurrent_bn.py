@@ -25,7 +25,7 @@ from regbench.models.variants.norms import StepBatchNorm
 
 class RecurrentBatchNorm(Regularizer):
     key = "recurrent_bn"
-    version = 2  # the custom cell's input projection in oneDNN on the CPU (models/gemm.py)
+    version = 2  # custom-cell products reordered (models/gemm.py, models/weight_grad.py)
     citation = "Cooijmans et al. 2017, Sec. 3, eqs. (6)–(8)"
     cells = ("lstm",)
     claims = ("input_norm", "hidden_norm", "cell_norm")

@@ -18,7 +18,7 @@ from regbench.models.variants.base import Regularizer, keep_mask
 
 class RecurrentDropout(Regularizer):
     key = "recurrent_dropout"
-    version = 2  # the custom cell's input projection in oneDNN on the CPU (models/gemm.py)
+    version = 2  # custom-cell products reordered (models/gemm.py, models/weight_grad.py)
     citation = "Semeniuta et al. 2016, Sec. 3"
     cells = ("lstm", "gru")
     claims = ("update_masks",)

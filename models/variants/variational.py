@@ -21,7 +21,7 @@ from regbench.models.variants.base import Regularizer, Site, keep_mask, locked
 class VariationalDropout(Regularizer):
     key = "variational"
     # 2: masks drawn as uniform < 1 − p (see base.bernoulli_mask);
-    # 3: the custom cell's input projection in oneDNN on the CPU (models/gemm.py)
+    # 3: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
     version = 3
     citation = "Gal & Ghahramani 2016, Sec. 4.1, eq. (7)"
     claims = ("sites", "hidden_mask")

@@ -21,7 +21,7 @@ from regbench.models.variants.base import Regularizer, bernoulli_mask
 class Zoneout(Regularizer):
     key = "zoneout"
     # 2: masks drawn as uniform < z (see base.bernoulli_mask);
-    # 3: the custom cell's input projection in oneDNN on the CPU (models/gemm.py)
+    # 3: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
     version = 3
     citation = "Krueger et al. 2017, Sec. 3.2"
     claims = ("zone_h", "zone_c")

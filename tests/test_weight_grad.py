@@ -1,0 +1,53 @@
+"""W_hh's gradient as one product over all steps equals the per-step sum (models/weight_grad.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import regbench.models.layer as layer_module
+from helpers import inputs, net
+from regbench.models.weight_grad import MAX_BATCH, RecurrentWeightGrad, pays_off
+
+CASES = {
+    "lstm variational (hidden mask)": ("lstm", {"variational": {}}),
+    "lstm recurrent_bn (hidden norm)": ("lstm", {"recurrent_bn": {}}),
+    "gru layer_norm": ("gru", {"layer_norm": {}}),
+    "rnn layer_norm (sum norm, no b_hh in the step)": ("rnn", {"layer_norm": {}}),
+    "lstm weight_drop+zoneout (dropped W_hh)": (
+        "lstm",
+        {"weight_drop": {"p": 0.3}, "zoneout": {"z_c": 0.3, "z_h": 0.2}},
+    ),
+}
+
+
+def gradients(cell: str, regularizers: dict, one_product: bool, monkeypatch) -> list:
+    monkeypatch.setattr(layer_module, "pays_off", lambda w, b: one_product and pays_off(w, b))
+    model = net(cell, layers=2, **regularizers).train()
+    torch.manual_seed(3)
+    model(inputs(batch=6, steps=9)).prediction.square().sum().backward()
+    return [p.grad for p in model.parameters()]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_one_product_gives_the_per_step_gradient(case, monkeypatch):
+    cell, regularizers = CASES[case]
+    per_step = gradients(cell, regularizers, False, monkeypatch)
+    one_product = gradients(cell, regularizers, True, monkeypatch)
+    for a, b in zip(one_product, per_step, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_it_is_taken_in_training_at_small_batches_only():
+    weight = torch.zeros(8, 2, requires_grad=True)
+    assert pays_off(weight, MAX_BATCH) and not pays_off(weight, MAX_BATCH + 1)
+    assert not pays_off(weight.detach(), 4)
+    with torch.no_grad():
+        assert not pays_off(weight, 4)
+
+
+def test_a_backward_before_the_walk_is_recorded_is_refused():
+    weight = torch.randn(8, 2, requires_grad=True)
+    probe = RecurrentWeightGrad(weight, steps=3, batch=2)
+    with pytest.raises(RuntimeError, match="record"):
+        torch.stack(probe.probes).sum().backward()
