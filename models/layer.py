@@ -75,8 +75,8 @@ class RecurrentLayer(nn.Module):
         gx, b_hh = self._input_projection(x, plan)
         probe = None
         if pays_off(w_hh, batch):
-            probe = RecurrentWeightGrad(w_hh, steps, batch)
-            plan.weight_probes, w_hh = probe.probes, w_hh.detach()
+            probe = RecurrentWeightGrad()
+            plan.weight_probes, w_hh = probe.probes(w_hh, steps, batch), w_hh.detach()
         walked = walk(self.cell, gx.unbind(0), state, w_hh, b_hh, plan, self.step_mode, self.chunk)
         if probe is not None:
             probe.record(state[0], walked.outputs, plan.hidden_mask)

@@ -31,15 +31,21 @@ def pays_off(weight: Tensor, batch: int) -> bool:
 
 
 class RecurrentWeightGrad:
-    """The probes z_t of one layer's forward and, after the walk, the recurrent inputs H̃."""
+    """One layer's forward: hands out the probes z_t, then keeps the recurrent inputs H̃.
 
-    def __init__(self, weight: Tensor, steps: int, batch: int) -> None:
+    It holds no probe itself: the probes' graph node holds it, and a reference back to the
+    node's outputs would make a cycle that keeps the whole graph alive."""
+
+    def __init__(self) -> None:
         self.inputs: Tensor | None = None
-        self.probes: list[Tensor] = list(_Probe.apply(weight, self, steps, batch).unbind(0))
+
+    def probes(self, weight: Tensor, steps: int, batch: int) -> list[Tensor]:
+        """The zero probes z_t, (B, G) each, whose gradients become W_hh's."""
+        return list(_Probe.apply(weight, self, steps, batch).unbind(0))
 
     def record(self, initial: Tensor, outputs: Tensor, mask: Tensor | None) -> None:
         """Keep H̃ = (h_0, …, h_{T-1}) ⊙ mask from the initial state and the walk's outputs."""
-        previous = torch.cat([initial.unsqueeze(0), outputs[:-1]]).detach()
+        previous = torch.cat([initial.detach().unsqueeze(0), outputs[:-1].detach()])
         self.inputs = previous if mask is None else previous * mask.detach()
 
 

@@ -48,6 +48,29 @@ def test_it_is_taken_in_training_at_small_batches_only():
 
 def test_a_backward_before_the_walk_is_recorded_is_refused():
     weight = torch.randn(8, 2, requires_grad=True)
-    probe = RecurrentWeightGrad(weight, steps=3, batch=2)
+    probes = RecurrentWeightGrad().probes(weight, steps=3, batch=2)
     with pytest.raises(RuntimeError, match="record"):
-        torch.stack(probe.probes).sum().backward()
+        torch.stack(probes).sum().backward()
+
+
+def test_a_forward_and_backward_leave_no_graph_alive(monkeypatch):
+    import gc
+    import weakref
+
+    owners = []
+    init = RecurrentWeightGrad.__init__
+
+    def tracked(self):
+        init(self)
+        owners.append(weakref.ref(self))
+
+    monkeypatch.setattr(RecurrentWeightGrad, "__init__", tracked)
+    model = net("lstm", layers=2, variational={}).train()
+    gc.disable()  # freed by reference counting alone, without the cycle collector
+    try:
+        out = model(inputs(batch=4, steps=5)).prediction
+        out.sum().backward()
+        del out
+        assert len(owners) == 2 and all(owner() is None for owner in owners)
+    finally:
+        gc.enable()
