@@ -74,7 +74,7 @@ class RecurrentLayer(nn.Module):
             reg.plan_steps(plan, index)
         gx, b_hh = self._input_projection(x, plan)
         probe = None
-        if pays_off(w_hh, batch):
+        if pays_off(w_hh, batch, compiled):
             probe = RecurrentWeightGrad()
             plan.weight_probes, w_hh = probe.probes(w_hh, steps, batch), w_hh.detach()
         walked = walk(self.cell, gx.unbind(0), state, w_hh, b_hh, plan, self.step_mode, self.chunk)

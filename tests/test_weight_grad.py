@@ -7,7 +7,7 @@ import torch
 
 import regbench.models.layer as layer_module
 from helpers import inputs, net
-from regbench.models.weight_grad import MAX_BATCH, RecurrentWeightGrad, pays_off
+from regbench.models.weight_grad import MAX_BATCH, MIN_HIDDEN, RecurrentWeightGrad, pays_off
 
 CASES = {
     "lstm variational (hidden mask)": ("lstm", {"variational": {}}),
@@ -21,9 +21,12 @@ CASES = {
 }
 
 
-def gradients(cell: str, regularizers: dict, one_product: bool, monkeypatch) -> list:
-    monkeypatch.setattr(layer_module, "pays_off", lambda w, b: one_product and pays_off(w, b))
+def gradients(
+    cell: str, regularizers: dict, one_product: bool, monkeypatch, mode: str = "eager"
+) -> list:
+    monkeypatch.setattr(layer_module, "pays_off", lambda weight, batch, compiled: one_product)
     model = net(cell, layers=2, **regularizers).train()
+    model.set_step_mode(mode, chunk=4)
     torch.manual_seed(3)
     model(inputs(batch=6, steps=9)).prediction.square().sum().backward()
     return [p.grad for p in model.parameters()]
@@ -38,12 +41,23 @@ def test_one_product_gives_the_per_step_gradient(case, monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_it_is_taken_in_training_at_small_batches_only():
-    weight = torch.zeros(8, 2, requires_grad=True)
-    assert pays_off(weight, MAX_BATCH) and not pays_off(weight, MAX_BATCH + 1)
-    assert not pays_off(weight.detach(), 4)
+def test_compiled_steps_with_probes_give_the_eager_per_step_gradient(monkeypatch):
+    cell, regularizers = CASES["lstm recurrent_bn (hidden norm)"]
+    per_step = gradients(cell, regularizers, False, monkeypatch)
+    compiled = gradients(cell, regularizers, True, monkeypatch, mode="compile")
+    for a, b in zip(compiled, per_step, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_it_is_taken_for_compiled_training_at_small_batches_and_larger_hidden_sizes():
+    weight = torch.zeros(4 * MIN_HIDDEN, MIN_HIDDEN, requires_grad=True)
+    assert pays_off(weight, MAX_BATCH, compiled=True)
+    assert not pays_off(weight, MAX_BATCH + 1, compiled=True)
+    assert not pays_off(weight, 4, compiled=False)
+    assert not pays_off(weight[:, : MIN_HIDDEN - 1], 4, compiled=True)
+    assert not pays_off(weight.detach(), 4, compiled=True)
     with torch.no_grad():
-        assert not pays_off(weight, 4)
+        assert not pays_off(weight, 4, compiled=True)
 
 
 def test_a_backward_before_the_walk_is_recorded_is_refused():
@@ -65,6 +79,7 @@ def test_a_forward_and_backward_leave_no_graph_alive(monkeypatch):
         owners.append(weakref.ref(self))
 
     monkeypatch.setattr(RecurrentWeightGrad, "__init__", tracked)
+    monkeypatch.setattr(layer_module, "pays_off", lambda weight, batch, compiled: True)
     model = net("lstm", layers=2, variational={}).train()
     gc.disable()  # freed by reference counting alone, without the cycle collector
     try:
