@@ -1,4 +1,4 @@
-"""The custom cells' hoisted input projection W_ih x as a oneDNN matrix product on the CPU.
+"""Matrix products of the custom cells in oneDNN on the CPU: W_ih x and W_hh's gradient.
 
 PyTorch's x86 wheels run float32 `F.linear` through MKL, whose AVX-512 kernels are chosen
 only on Intel CPUs; on AMD hosts it takes an AVX2 path. oneDNN, which `nn.LSTM` uses for the
@@ -6,16 +6,20 @@ whole fused recurrence, picks AVX-512 by CPU features. Measured on the 2-core AM
 (1 thread, median): (700×200)·(200×800), the PTB-small projection of one forward, takes
 2.17 ms in MKL and 0.99 ms in oneDNN; its two backward products the same. So `linear` runs
 the forward and both backward products in oneDNN's float32 GEMM (IEEE float32, no reduced
-precision) where that exists, and is `F.linear` elsewhere (CUDA, other dtypes, builds
-without oneDNN). On Intel hosts the two libraries are about equally fast.
+precision), and is `F.linear` elsewhere: CUDA, other dtypes, builds without oneDNN or with
+it switched off (`torch.backends.mkldnn.flags(enabled=False)`), and inputs with fewer than
+MIN_FEATURES features. On Intel hosts the two libraries are about equally fast.
 
-Only the hoisted projection uses it: it runs outside the compiled step chunks, where
-Inductor's own lowering of this op assumes frozen inference weights.
+Users: the custom cells' hoisted input projection (models/layer.py) and W_hh's one-product
+gradient (models/weight_grad.py). Both run outside the compiled step chunks, where
+Inductor's own lowering of this op assumes frozen inference weights. The backward is not
+differentiable again (`once_differentiable`): a second-order gradient raises.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +27,7 @@ from torch import Tensor
 
 
 @functools.cache
-def _onednn_linear():
+def _onednn_linear() -> Callable[..., Tensor] | None:
     """oneDNN's dense-tensor linear (a (M, K), w (N, K), optional bias → a wᵀ + b), or None."""
     if not torch.backends.mkldnn.is_available():
         return None
@@ -34,7 +38,9 @@ def _onednn_linear():
 def _mm_t(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
     """a @ wᵀ (+ bias) in oneDNN; a (M, K) and w (N, K), strided views allowed (transposed
     views cost no copy: measured faster than passing contiguous copies)."""
-    return _onednn_linear()(a, w, bias, "none", [None], "")
+    op = _onednn_linear()
+    assert op is not None, "callers check _onednn_float32 first"
+    return op(a, w, bias, "none", [None], "")
 
 
 class _OneDnnLinear(torch.autograd.Function):
@@ -50,6 +56,7 @@ class _OneDnnLinear(torch.autograd.Function):
         return out.reshape(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
         rows, weight = ctx.saved_tensors
         grad_rows = grad.reshape(-1, grad.shape[-1])
@@ -63,32 +70,39 @@ class _OneDnnLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-# Below this many input features oneDNN is the slower one: sequential MNIST's one pixel per
-# step, (50176×1)·(1×512) forward and backward, took 241 ms in oneDNN and 121 ms in MKL.
+# With one input feature oneDNN is the slower one: sequential MNIST's one pixel per step,
+# (50176×1)·(1×512) forward and backward, took 241 ms in oneDNN and 121 ms in MKL. With 4 to
+# 32 features it was faster (1600 rows, 512 outputs: 0.36 vs 6.8 ms at 4, 0.49 vs 1.12 at
+# 16), so 16 is conservative; lowering it would change the quick grid's numerics (8 and 2
+# features), which waits for a stop that reruns it.
 MIN_FEATURES = 16
 
 
-def _onednn_float32(*tensors: Tensor) -> bool:
-    cpu_float = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-    return cpu_float and _onednn_linear() is not None
+def _onednn_float32(*tensors: Tensor | None) -> bool:
+    """CPU float32 tensors (None skipped), and oneDNN available and switched on."""
+    given = [t for t in tensors if t is not None]
+    cpu_float = all(t.device.type == "cpu" and t.dtype == torch.float32 for t in given)
+    return cpu_float and torch.backends.mkldnn.enabled and _onednn_linear() is not None
 
 
-def uses_onednn(x: Tensor, weight: Tensor) -> bool:
-    """Whether `linear(x, weight)` runs in oneDNN: CPU float32, oneDNN available, and at
-    least MIN_FEATURES input features."""
-    return weight.shape[-1] >= MIN_FEATURES and _onednn_float32(x, weight)
+def uses_onednn(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> bool:
+    """Whether `linear(x, weight, bias)` runs in oneDNN: CPU float32, oneDNN available and
+    on, and at least MIN_FEATURES input features."""
+    return weight.shape[-1] >= MIN_FEATURES and _onednn_float32(x, weight, bias)
 
 
 def weight_grad(grad_rows: Tensor, input_rows: Tensor) -> Tensor:
     """gradᵀ · inputs, the (N, K) weight gradient of y = x Wᵀ summed over M rows, from
     grad (M, N) and inputs (M, K); in oneDNN on the CPU in float32."""
-    if _onednn_float32(grad_rows, input_rows):  # as (inputsᵀ grad)ᵀ: the fastest layout
+    if _onednn_float32(grad_rows, input_rows):
+        # As (inputsᵀ grad)ᵀ, the fastest layout measured; the result is a transposed view,
+        # which autograd copies into the parameter's layout ((N, K) floats, a small cost).
         return _mm_t(input_rows.t(), grad_rows.t()).t()
     return grad_rows.t() @ input_rows
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """`F.linear(x, weight, bias)`, in oneDNN on the CPU (see the module docstring)."""
-    if not uses_onednn(x, weight):
+    if not uses_onednn(x, weight, bias):
         return F.linear(x, weight, bias)
     return _OneDnnLinear.apply(x, weight, bias)

@@ -8,14 +8,16 @@ has passed every step, W_hh's gradient is one (G×TB)·(TB×H) product Gᵀ H̃,
 oneDNN compute it for their fused kernels; on the CPU it runs in oneDNN (models/gemm.py).
 The gradient is the same sum, in another order (rounding-level differences).
 
-It pays where the per-step products are many and inefficient: small batches (the products'
-inner dimension is B), a hidden size large enough for them to matter, and compiled steps,
-where adding z_t fuses into the step's pointwise kernel (eagerly it is one more op per step).
-Measured on the 2-core CPU, variational LSTM, ms per forward+backward (one product vs per
-step): compiled PTB-small (B 20, H 200) 16.3 vs 17.7; compiled adding (B 32, H 64) 6.7 vs
-6.1; eager PTB-small 18.9 vs 20.2; eager adding 12.2 vs 10.2. Compiled sequential MNIST
-(B 64, H 128) lost about 15 %: there the zero probes and their gradients, (T, B, 4H) = 103 MB
-each, cost more than the products save.
+It is taken where it was measured to pay, on the CPU: compiled steps (where adding z_t
+fuses into the step's pointwise kernel), batches ≤ MAX_BATCH and hidden sizes ≥ MIN_HIDDEN.
+Measured on the 2-core CPU, variational LSTM, ms per forward+backward, one product vs per
+step: compiled PTB-small (B 20, H 200) 16.3 vs 17.7; compiled adding-size (B 32, H 64) 6.7
+vs 6.1; compiled sequential MNIST (B 64, H 128) about 15 % slower, where the per-step
+products are larger and the zero probes and their gradients, (T, B, 4H) = 103 MB each, cost
+more than the products save. Eagerly it helped at PTB size (18.9 vs 20.2) and lost at
+adding size (12.2 vs 10.2); it is kept to compiled steps, the path long runs take (step mode
+'auto'), so the eager fallback stays the plain per-step walk. Not measured on CUDA, so not
+taken there. H̃, (T, B, H), lives as long as the graph, like the steps' saved tensors.
 """
 
 from __future__ import annotations
@@ -25,14 +27,15 @@ from torch import Tensor
 
 from regbench.models.gemm import weight_grad
 
-MAX_BATCH = 32  # above it the per-step products are efficient enough (see the docstring)
-MIN_HIDDEN = 128  # below it they are too small to matter
+MAX_BATCH = 32  # measured to pay at 20, to lose at 64 (see the docstring)
+MIN_HIDDEN = 128  # measured to pay at 200, to lose at 64
 
 
 def pays_off(weight: Tensor, batch: int, compiled: bool) -> bool:
-    """Whether to take W_hh's gradient as one product: compiled training steps, a small
-    batch and a hidden size that is not small."""
-    wanted = compiled and batch <= MAX_BATCH and weight.shape[1] >= MIN_HIDDEN
+    """Whether to take W_hh's gradient as one product: compiled training steps on the CPU,
+    a small batch and a hidden size that is not small."""
+    sized = batch <= MAX_BATCH and weight.shape[1] >= MIN_HIDDEN
+    wanted = compiled and sized and weight.device.type == "cpu"
     return wanted and torch.is_grad_enabled() and weight.requires_grad
 
 
@@ -64,6 +67,7 @@ class _Probe(torch.autograd.Function):
         return weight.new_zeros(steps, batch, weight.shape[0])
 
     @staticmethod
+    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None, None]:
         inputs = ctx.owner.inputs
         if inputs is None:

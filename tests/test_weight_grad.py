@@ -41,12 +41,27 @@ def test_one_product_gives_the_per_step_gradient(case, monkeypatch):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_compiled_steps_with_probes_give_the_eager_per_step_gradient(monkeypatch):
-    cell, regularizers = CASES["lstm recurrent_bn (hidden norm)"]
+@pytest.mark.parametrize(
+    "case", ["lstm recurrent_bn (hidden norm)", "lstm variational (hidden mask)", "gru layer_norm"]
+)
+def test_compiled_steps_with_probes_give_the_eager_per_step_gradient(case, monkeypatch):
+    cell, regularizers = CASES[case]
     per_step = gradients(cell, regularizers, False, monkeypatch)
     compiled = gradients(cell, regularizers, True, monkeypatch, mode="compile")
     for a, b in zip(compiled, per_step, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_two_backwards_through_a_retained_graph_add_up(monkeypatch):
+    monkeypatch.setattr(layer_module, "pays_off", lambda weight, batch, compiled: True)
+    model = net("lstm", layers=1, variational={}).train()
+    torch.manual_seed(3)
+    loss = model(inputs(batch=4, steps=5)).prediction.square().sum()
+    weight = model.layers[0].rnn.weight_hh_l0
+    loss.backward(retain_graph=True)
+    once = weight.grad.clone()
+    loss.backward()
+    torch.testing.assert_close(weight.grad, 2 * once)
 
 
 def test_it_is_taken_for_compiled_training_at_small_batches_and_larger_hidden_sizes():
