@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from regbench.models.gemm import MIN_FEATURES, linear, uses_onednn, weight_grad
-from regbench.models.layer import RecurrentLayer
 
 onednn = pytest.mark.skipif(
     not uses_onednn(torch.zeros(1, MIN_FEATURES), torch.zeros(2, MIN_FEATURES)),
@@ -87,18 +86,3 @@ def test_switching_onednn_off_keeps_f_linear():
     with torch.backends.mkldnn.flags(enabled=False):
         assert not uses_onednn(x, weight)
     assert not uses_onednn(x, weight, torch.zeros(4, dtype=torch.float64))
-
-
-@onednn
-def test_custom_lstm_with_a_onednn_projection_matches_the_fused_kernel():
-    torch.manual_seed(0)
-    layer = RecurrentLayer("lstm", MIN_FEATURES + 8, 12)
-    x = torch.randn(6, 3, MIN_FEATURES + 8, requires_grad=True)
-    state = layer.initial_state(3, x)
-    fused, _ = layer._fused(x, state, layer.rnn.weight_hh_l0)
-    custom, _ = layer._custom(x, state, layer.rnn.weight_hh_l0, [], 0)
-    fused_grads = torch.autograd.grad(fused.square().sum(), [x, *layer.parameters()])
-    custom_grads = torch.autograd.grad(custom.square().sum(), [x, *layer.parameters()])
-    torch.testing.assert_close(custom, fused, atol=1e-6, rtol=1e-5)
-    for got, ref in zip(custom_grads, fused_grads, strict=True):
-        torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
