@@ -42,3 +42,27 @@ def test_no_penalty_at_eval_and_zero_weights_give_zero():
 def test_predictions_unchanged_by_the_penalty():
     x = inputs()
     assert torch.equal(net().train()(x).prediction, net(ar_tar={}).train()(x).prediction)
+
+
+def _composed(raw, dropped, alpha=2.0, beta=1.0):
+    return alpha * dropped.pow(2).mean() + beta * (raw[1:] - raw[:-1]).pow(2).mean()
+
+
+def test_gradients_equal_the_composed_formula_with_and_without_output_dropout():
+    reg = net(ar_tar={}).regularizers[0].train()
+    raw = torch.randn(9, 3, 4, dtype=torch.float64, requires_grad=True)
+    mask = (torch.rand(9, 3, 4, dtype=torch.float64) > 0.5) * 2.0
+    for drop in (lambda h: h, lambda h: h * mask):  # the same tensor (no dropout) or a copy
+        ours = torch.autograd.grad(reg.penalty(raw, drop(raw)), raw)[0]
+        expected = torch.autograd.grad(_composed(raw, drop(raw)), raw)[0]
+        torch.testing.assert_close(ours, expected, rtol=1e-12, atol=1e-14)
+
+
+def test_gradcheck_on_both_inputs_and_one_step_sequences():
+    reg = net(ar_tar={"alpha": 0.7, "beta": 1.3}).regularizers[0].train()
+    raw = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    dropped = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(reg.penalty, (raw, dropped))
+    assert torch.autograd.gradcheck(lambda h: reg.penalty(h, h), (raw,))
+    one = torch.randn(1, 2, 3, dtype=torch.float64, requires_grad=True)  # AR only
+    torch.testing.assert_close(reg.penalty(one, one), 0.7 * one.pow(2).mean())

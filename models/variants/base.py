@@ -24,7 +24,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
-import torch
 from torch import Tensor, nn
 
 from regbench.models.cells import StepPlan
@@ -92,26 +91,3 @@ class Regularizer(nn.Module):
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.params.items())
 
-
-def bernoulli_mask(shape: tuple[int, ...], prob: float, like: Tensor, value: float = 1.0) -> Tensor:
-    """`value` with probability `prob`, else 0, shaped `shape`. Drawn as uniform(0, 1) < prob
-    in place: on the CPU this is several times faster than `bernoulli_` (or `F.dropout`),
-    which would otherwise dominate the cost of per-element masks."""
-    mask = torch.rand(shape, dtype=like.dtype, device=like.device).lt_(prob)
-    return mask if value == 1.0 else mask.mul_(value)
-
-
-def keep_mask(shape: tuple[int, ...], p: float, like: Tensor) -> Tensor:
-    """A Bernoulli(1 − p) mask scaled by 1/(1 − p) (inverted dropout), shaped `shape`."""
-    return bernoulli_mask(shape, 1.0 - p, like, 1.0 / (1.0 - p))
-
-
-def dropout(x: Tensor, p: float) -> Tensor:
-    """Inverted dropout with a fresh mask for every element of `x` (training only)."""
-    return x * keep_mask(tuple(x.shape), p, x)
-
-
-def locked(x: Tensor, p: float) -> Tensor:
-    """Dropout with one mask per sequence and feature, shared by all steps of (T, B, F) `x`
-    (Gal & Ghahramani 2016; Merity et al. 2017's LockedDropout)."""
-    return x * keep_mask((1, x.shape[1], x.shape[2]), p, x)

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from regbench.models.variants.base import Regularizer, Site, dropout
+from regbench.models.variants.base import Regularizer, Site
+from regbench.models.variants.masks import dropout
 
 
 class ZarembaDropout(Regularizer):
     key = "dropout"
-    version = 2  # masks drawn as uniform < 1 − p (see base.bernoulli_mask)
+    version = 3  # 2: uniform < 1 − p; 3: masks from k random bits (variants/masks.py)
     citation = "Zaremba et al. 2014, Sec. 3.2"
     claims = ("sites",)
     defaults = {"p_input": 0.5, "p_hidden": 0.5, "p_output": 0.5}

@@ -13,11 +13,13 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from regbench.models.variants.base import Regularizer, keep_mask
+from regbench.models.variants.base import Regularizer
+from regbench.models.variants.masks import keep_mask
 
 
 class EmbeddingDropout(Regularizer):
     key = "embed_dropout"
+    version = 2  # 2: masks from k random bits (see variants/masks.py)
     citation = "Gal & Ghahramani 2016, Sec. 4.2; Merity et al. 2017, Sec. 4.3"
     claims = ("embedding",)
     needs_tokens = True

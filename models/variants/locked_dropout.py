@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from regbench.models.variants.base import Regularizer, Site, locked
+from regbench.models.variants.base import Regularizer, Site
+from regbench.models.variants.masks import locked
 
 
 class LockedDropout(Regularizer):
     key = "locked_dropout"
+    version = 2  # 2: masks from k random bits (see variants/masks.py)
     citation = "Merity et al. 2017, Sec. 4.2"
     claims = ("sites",)
     defaults = {"p_input": 0.4, "p_hidden": 0.3, "p_output": 0.4}

@@ -15,14 +15,15 @@ from __future__ import annotations
 from torch import Tensor
 
 from regbench.models.cells import StepPlan
-from regbench.models.variants.base import Regularizer, Site, keep_mask, locked
+from regbench.models.variants.base import Regularizer, Site
+from regbench.models.variants.masks import keep_mask, locked
 
 
 class VariationalDropout(Regularizer):
     key = "variational"
     # 2: masks drawn as uniform < 1 − p (see base.bernoulli_mask);
     # 3: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
-    version = 3
+    version = 4  # 4: masks from k random bits (see variants/masks.py)
     citation = "Gal & Ghahramani 2016, Sec. 4.1, eq. (7)"
     claims = ("sites", "hidden_mask")
     defaults = {"p_input": 0.35, "p_hidden": 0.35, "p_output": 0.35, "p_recurrent": 0.2}

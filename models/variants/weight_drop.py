@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from regbench.models.variants.base import Regularizer, dropout
+from regbench.models.variants.base import Regularizer
+from regbench.models.variants.masks import dropout
 
 
 class WeightDrop(Regularizer):
     key = "weight_drop"
+    version = 2  # 2: masks from k random bits (see variants/masks.py)
     citation = "Merity et al. 2017, Sec. 2"
     claims = ("recurrent_weight",)
     defaults = {"p_weight": 0.5}

@@ -15,14 +15,15 @@ from __future__ import annotations
 import torch
 
 from regbench.models.cells import StepPlan
-from regbench.models.variants.base import Regularizer, bernoulli_mask
+from regbench.models.variants.base import Regularizer
+from regbench.models.variants.masks import bernoulli_mask
 
 
 class Zoneout(Regularizer):
     key = "zoneout"
     # 2: masks drawn as uniform < z (see base.bernoulli_mask);
     # 3: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
-    version = 3
+    version = 4  # 4: masks from k random bits (see variants/masks.py)
     citation = "Krueger et al. 2017, Sec. 3.2"
     claims = ("zone_h", "zone_c")
     defaults = {"z_c": 0.5, "z_h": 0.05}
