@@ -25,7 +25,7 @@ def test_dyadic_probabilities_take_the_fewest_bits_and_are_exact():
     assert quantize(0.75) == (2, 3)
     assert quantize(0.8125) == (4, 13)
     assert quantize(3 / 256) == (8, 3)
-    assert quantize(0.0) == (1, 0) and quantize(1.0) == (1, 2)
+    assert quantize(0.0) == (1, 0) and quantize(1.0) == (1, 2) and quantize(1) == (1, 2)
     for prob in (0.6, 0.9, 0.35, 0.1, 1 / 3):
         bits, level = quantize(prob)
         assert bits == WIDE_BITS and abs(level / 2**bits - prob) <= 2 ** -(WIDE_BITS + 1)
@@ -73,9 +73,12 @@ def test_masks_are_fresh_per_call_and_reproducible_under_the_seed():
 
 
 def test_keep_mask_is_unbiased_for_the_rounded_probability():
+    torch.manual_seed(4)
     for p in (0.5, 0.4, 0.65, 0.1):
-        mask = keep_mask((50, 50), p, torch.empty(0, dtype=torch.float64))
+        mask = keep_mask((1000, 1000), p, torch.empty(0, dtype=torch.float64))
         kept = mask[mask != 0]
         assert torch.all(kept == 1.0 / effective_probability(1.0 - p))
+        sigma = math.sqrt(p / (1 - p) / mask.numel())  # std of the mean of a scaled Bernoulli
+        assert abs(mask.mean().item() - 1.0) < 5 * sigma
     assert torch.count_nonzero(keep_mask((100, 100), 1 - 1e-7, LIKE)) == 0  # rounds to all-drop
     assert torch.all(keep_mask((10,), 0.0, LIKE) == 1.0)

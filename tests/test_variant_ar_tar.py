@@ -66,3 +66,11 @@ def test_gradcheck_on_both_inputs_and_one_step_sequences():
     assert torch.autograd.gradcheck(lambda h: reg.penalty(h, h), (raw,))
     one = torch.randn(1, 2, 3, dtype=torch.float64, requires_grad=True)  # AR only
     torch.testing.assert_close(reg.penalty(one, one), 0.7 * one.pow(2).mean())
+
+
+def test_half_precision_sums_do_not_overflow():
+    reg = net(ar_tar={}).regularizers[0].train()
+    raw = torch.randn(200, 64, 64) * 0.8  # Σ h² ≈ 5e5, beyond float16's 65504
+    expected = _composed(raw, raw)
+    ours = reg.penalty(raw.half(), raw.half())
+    assert torch.isfinite(ours) and abs(ours.item() - expected.item()) < 1e-2 * expected.item()

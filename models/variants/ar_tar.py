@@ -9,7 +9,8 @@ Both terms are one autograd node: the forward takes the step differences once an
 products; the backward writes each input's gradient in one pass,
 ∂AR/∂d = 2α d / N and ∂TAR/∂h_t = 2β (δ_{t−1} − δ_t) / N' with δ_t = h_{t+1} − h_t
 (δ_{−1} = δ_{T−1} = 0). Composed from elementwise ops the penalty cost sequential MNIST
-(T = 784) about 18 % of a training step.
+(T = 784) about 18 % of a training step. Second-order gradients are not supported (the
+backward is `once_differentiable`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ from regbench.models.variants.base import Regularizer
 
 
 def _square_sum(x: Tensor) -> Tensor:
+    """Σ x², accumulated in float32 at least (a half-precision dot overflows at 65504)."""
     flat = x.reshape(-1)
+    if flat.dtype in (torch.float16, torch.bfloat16):
+        flat = flat.float()
     return torch.dot(flat, flat)
 
 
@@ -72,7 +76,7 @@ class ActivationRegularization(Regularizer):
         if not self.training:
             return None
         alpha = self.params["alpha"]
-        if outputs.shape[0] < 2:
+        if outputs.shape[0] < 2 or outputs.numel() == 0:  # no steps to difference
             return alpha * dropped.pow(2).mean()
         shared = None if dropped is outputs else dropped
         return _ActivationPenalty.apply(outputs, shared, alpha, self.params["beta"])
