@@ -45,18 +45,20 @@ class RecurrentLayer(nn.Module):
         index: int,
         custom: bool,
     ) -> tuple[Tensor, State]:
-        if state is None:
-            state = self.initial_state(x.shape[1], x)
         w_hh = self.rnn.weight_hh_l0
         for reg in regularizers:
             w_hh = reg.recurrent_weight(w_hh, index)
         if custom:
+            state = self.initial_state(x.shape[1], x) if state is None else state
             return self._custom(x, state, w_hh, regularizers, index)
         return self._fused(x, state, w_hh)
 
-    def _fused(self, x: Tensor, state: State, w_hh: Tensor) -> tuple[Tensor, State]:
-        hx = tuple(s.unsqueeze(0) for s in state)
-        hx_arg = hx if self.cell == "lstm" else hx[0]
+    def _fused(self, x: Tensor, state: State | None, w_hh: Tensor) -> tuple[Tensor, State]:
+        """The fused kernel; without a state it starts from zeros itself."""
+        hx_arg = None
+        if state is not None:
+            hx = tuple(s.unsqueeze(0) for s in state)
+            hx_arg = hx if self.cell == "lstm" else hx[0]
         if w_hh is self.rnn.weight_hh_l0:
             out, new = self.rnn(x, hx_arg)
         else:

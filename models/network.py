@@ -115,7 +115,9 @@ class RecurrentNet(nn.Module):
 
     def _penalty(self, raw: Tensor, dropped: Tensor) -> Tensor | None:
         terms = [t for r in self.regularizers if (t := r.penalty(raw, dropped)) is not None]
-        return torch.stack(terms).sum() if terms else None
+        if len(terms) < 2:
+            return terms[0] if terms else None
+        return torch.stack(terms).sum()
 
     def _head(self, top: Tensor) -> Tensor:
         if self.kind == "classify_each":
