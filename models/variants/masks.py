@@ -8,9 +8,9 @@ and below ~1e-3 the relative error exceeds 1 %). Inverted dropout scales by the 
 the probability actually used, so a mask's mean is 1 up to the rounding of that scale in the
 mask's dtype. The bits come from the framework's generator as full-range 64-bit integers
 (`random_`), 64/k elements per draw: on the CPU a float32 `torch.rand` costs one 32-bit draw
-per element, and was most of the
-cost of the dropout variants. A (35, 20, 200) mask on this 2-core host: 300 µs as uniform < p;
-40 µs at p = 0.5, 50 µs at 0.25, 75 µs at 4 bits, 130 µs at 16 bits (mostly the draws).
+per element, and was most of the cost of the dropout variants. A (35, 20, 200) mask on this
+2-core host: 300 µs as uniform < p; 40 µs at p = 0.5, 50 µs at 0.25, 75 µs at 4 bits, 130 µs
+at 16 bits (mostly the draws).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from regbench.models.variants.masks import keep_mask, locked
 
 class VariationalDropout(Regularizer):
     key = "variational"
-    # 2: masks drawn as uniform < 1 − p (see base.bernoulli_mask);
+    # 2: masks drawn as uniform < 1 − p;
     # 3: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
     version = 4  # 4: masks from k random bits (see variants/masks.py)
     citation = "Gal & Ghahramani 2016, Sec. 4.1, eq. (7)"

@@ -21,7 +21,7 @@ from regbench.models.variants.masks import bernoulli_mask
 
 class Zoneout(Regularizer):
     key = "zoneout"
-    # 2: masks drawn as uniform < z (see base.bernoulli_mask);
+    # 2: masks drawn as uniform < z;
     # 3: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
     version = 4  # 4: masks from k random bits (see variants/masks.py)
     citation = "Krueger et al. 2017, Sec. 3.2"
