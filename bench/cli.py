@@ -213,9 +213,9 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--step-mode",
         default="auto",
-        choices=("auto", "eager", "compile"),
-        help="custom cells: compile K-step chunks, or eager (auto: compile on GPU "
-        "and for long CPU runs)",
+        choices=("auto", "eager", "compile", "graph"),
+        help="custom cells: compile K-step chunks, also as CUDA graphs on GPU (graph), or "
+        "eager (auto: graph on GPU, compile for long CPU runs)",
     )
     p.add_argument(
         "--wandb",

@@ -5,10 +5,14 @@ batch 64, hidden 128, T 784, one pixel per step) the baseline is a plain PyTorch
 `nn.LSTM` (cuDNN / oneDNN) with the same embedding and a 10-way head — and each variant is
 regbench's network with that variant at its paper-default rates. Baseline and variant
 iterations alternate, so machine drift hits both; the ratio is median(baseline time) /
-median(variant time). Variants on the custom cell are measured eager and compiled; the
-compile seconds are the first call's time minus a steady iteration, from a cold cache. Every
-row runs in a fresh process: in one long process the baseline's own speed drifted by up to 2×
-after some variants had run (allocator and cache state), which no pairing cancels.
+median(variant time). Variants on the custom cell are measured eager and compiled, and on
+CUDA also as compiled CUDA graphs (step mode 'graph', the one 'auto' picks there); the compile
+seconds are the first call's time minus a steady iteration, from a cold cache (for 'graph'
+the recording too). Every row runs in a fresh process: in one long process the baseline's own
+speed drifted by up to 2× after some variants had run (allocator and cache state), which no
+pairing cancels. Rows are measured fused first, then 'graph', 'eager' and 'compile', and the
+table is rewritten after every row, so a run cut short keeps what it measured; a row that
+fails or runs past ROW_TIMEOUT_S is listed with its error.
 This is a benchmark, not a test: it writes results/perf/<device>.md and asserts nothing.
 """
 
@@ -29,6 +33,10 @@ from pathlib import Path
 
 TARGETS = {"cpu": {"fused": 0.95, "custom": 0.75}, "cuda": {"fused": 0.95, "custom": 0.5}}
 MAX_COMPILE_S = 30.0
+ROW_TIMEOUT_S = 300.0
+# The step mode a custom-cell target is judged in (what step mode 'auto' picks for long runs).
+TARGET_MODE = {"cpu": "compile", "cuda": "graph"}
+MODE_ORDER = {"–": 0, "graph": 1, "eager": 2, "compile": 3}  # what to measure first
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class Row:
     ratio: float
     compile_s: float
     iterations: int
+    error: str = ""
 
 
 def _timed(fn: Callable[[], None], device) -> float:
@@ -119,7 +128,7 @@ def _network(size: Size, variant: str, mode: str, device):
     spec = InputSpec(num_outputs=10, features=size.features, vocab_size=size.vocab)
     regs = [REGULARIZERS[k]() for k in RECIPES.get(variant, (variant,))]
     net = RecurrentNet(spec, size.kind, "lstm", size.hidden, 1, size.hidden, regs).to(device)
-    net.train().set_step_mode(mode)
+    net.train().set_step_mode("eager" if mode == "–" else mode)
 
     def step(x):
         net.zero_grad(set_to_none=True)
@@ -154,13 +163,14 @@ def measure(size: Size, variant: str, mode: str, seconds: float, device) -> Row:
         variant_tps=tokens / variant_s,
         baseline_tps=tokens / base_s,
         ratio=base_s / variant_s,
-        compile_s=max(first - variant_s, 0.0) if mode == "compile" else 0.0,
+        compile_s=max(first - variant_s, 0.0) if mode in ("compile", "graph") else 0.0,
         iterations=n,
     )
 
 
-def variants_to_measure(size: Size) -> list[tuple[str, str]]:
-    """(variant, step mode) pairs defined for the LSTM and this size's inputs."""
+def variants_to_measure(size: Size, cuda: bool = False) -> list[tuple[str, str]]:
+    """(variant, step mode) pairs defined for the LSTM and this size's inputs; step mode '–'
+    for fused-kernel variants, and 'graph' for custom cells on CUDA only."""
     from regbench.models.variants import RECIPES, REGULARIZERS, defined_for
 
     pairs = []
@@ -170,8 +180,10 @@ def variants_to_measure(size: Size) -> list[tuple[str, str]]:
             continue
         if any(REGULARIZERS[k].needs_tokens for k in keys) and not size.vocab:
             continue
-        custom = any(REGULARIZERS[k]().train().custom_cell for k in keys)
-        pairs += [(name, "eager"), (name, "compile")] if custom else [(name, "eager")]
+        if not any(REGULARIZERS[k]().train().custom_cell for k in keys):
+            pairs.append((name, "–"))
+            continue
+        pairs += [(name, "eager"), (name, "compile"), *([(name, "graph")] if cuda else [])]
     return pairs
 
 
@@ -204,30 +216,59 @@ def markdown(rows: list[Row], device, seconds: float, command: str) -> str:
         f"# Variant speed on {device_label(device)}",
         "",
         f"Forward+backward tokens/s against a plain `nn.LSTM` model by `{command}` on "
-        f"{date.today().isoformat()} at commit {_commit()} (torch {torch.__version__}). "
-        f"Each row runs in a fresh process in which baseline and variant iterations "
-        f"alternate for about {seconds:g} s; ratio = median baseline time / median variant "
-        f"time, higher is better. Targets here: fused-kernel variants ≥ {target['fused']}×; "
-        f"custom-cell variants ≥ {target['custom']}× (compiled) with a cold compile of "
-        f"≤ {MAX_COMPILE_S:g} s.",
+        f"{date.today().isoformat()} at commit {_commit()} (torch {torch.__version__}"
+        f"{_precision(device)}). Each row runs in a fresh process in which baseline and "
+        f"variant iterations alternate for about {seconds:g} s; ratio = median baseline time / "
+        f"median variant time, higher is better. Targets here: fused-kernel variants "
+        f"≥ {target['fused']}×; custom-cell variants ≥ {target['custom']}× in step mode "
+        f"'{TARGET_MODE[kind]}' with a cold compile of ≤ {MAX_COMPILE_S:g} s.",
         "",
         "| size | variant | path | steps | tokens/s | baseline tokens/s | ratio | target met "
         "| compile s | iterations |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        goal = target["fused"] if r.path == "fused kernel" else target["custom"]
-        met = "yes" if r.ratio >= goal else "no"
-        if r.mode == "compile" and r.compile_s > MAX_COMPILE_S:
-            met = "no (compile)" if met == "yes" else "no (both)"
-        if r.mode == "eager" and r.path == "custom cell":
-            met = "(eager fallback)"
-        compile_s = f"{r.compile_s:.1f}" if r.mode == "compile" else "–"
+    for r in sorted(rows, key=_table_order):
+        if r.error:
+            lines.append(f"| {r.size} | {r.variant} | {r.path} | {r.mode} | failed: {r.error} |")
+            continue
+        compiled = r.mode in ("compile", "graph")
+        compile_s = f"{r.compile_s:.1f}" if compiled else "–"
         lines.append(
             f"| {r.size} | {r.variant} | {r.path} | {r.mode} | {r.variant_tps:,.0f} | "
-            f"{r.baseline_tps:,.0f} | {r.ratio:.3f} | {met} | {compile_s} | {r.iterations} |"
+            f"{r.baseline_tps:,.0f} | {r.ratio:.3f} | {_met(r, kind)} | {compile_s} | "
+            f"{r.iterations} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _met(r: Row, kind: str) -> str:
+    """Whether a row meets its target; custom-cell rows in other modes are labelled."""
+    if r.path == "fused kernel":
+        return "yes" if r.ratio >= TARGETS[kind]["fused"] else "no"
+    if r.mode != TARGET_MODE[kind]:
+        return "(eager fallback)" if r.mode == "eager" else "(no graphs)"
+    met = r.ratio >= TARGETS[kind]["custom"]
+    if r.compile_s > MAX_COMPILE_S:
+        return "no (compile)" if met else "no (both)"
+    return "yes" if met else "no"
+
+
+def _table_order(r: Row) -> tuple[int, int, int]:
+    sizes = [s.name for s in SIZES.values()]
+    variants = list(dict.fromkeys(v for s in SIZES.values() for v, _ in variants_to_measure(s)))
+    modes = ["–", "eager", "compile", "graph"]
+    return sizes.index(r.size), variants.index(r.variant), modes.index(r.mode)
+
+
+def _precision(device) -> str:
+    """On CUDA, whether cuDNN and cuBLAS may use TF32 for float32 (PyTorch's defaults: cuDNN
+    yes, so the nn.LSTM baseline and fused variants; matmuls no, so the custom cells)."""
+    import torch
+
+    if device.type != "cuda":
+        return ""
+    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    return f"; TF32 in cuDNN {'on' if cudnn else 'off'}, in matmuls {'on' if matmul else 'off'}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,26 +288,40 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(SIZES[key], variant, mode, args.seconds, device)
         print(ROW_PREFIX + json.dumps(asdict(row)))
         return 0
-    wanted = set(filter(None, args.variants.split(",")))
-    rows = []
-    for key in args.sizes.split(","):
-        for variant, mode in variants_to_measure(SIZES[key]):
-            if wanted and variant not in wanted:
-                continue
-            row = _measure_in_fresh_process(key, variant, mode, args)
-            print(
-                f"{row.size:17} {row.variant:18} {row.mode:7} {row.ratio:5.2f}× "
-                f"({row.variant_tps:,.0f} vs {row.baseline_tps:,.0f} tokens/s)"
-                + (f", compile {row.compile_s:.1f} s" if row.mode == "compile" else ""),
-                flush=True,
-            )
-            rows.append(row)
     out = Path(args.out) / f"{device_slug(device)}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python -m regbench.perf", *(sys.argv[1:] if argv is None else argv)])
-    out.write_text(markdown(rows, device, args.seconds, command))
+    rows = []
+    for key, variant, mode in _planned(args, device.type == "cuda"):
+        row = _measure_in_fresh_process(key, variant, mode, args)
+        print(_summary(row), flush=True)
+        rows.append(row)
+        out.write_text(markdown(rows, device, args.seconds, command))
     print(f"wrote {out}")
     return 0
+
+
+def _planned(args: argparse.Namespace, cuda: bool) -> list[tuple[str, str, str]]:
+    """(size key, variant, step mode) in measuring order: fused rows first, then 'graph',
+    'eager' and 'compile' rows."""
+    wanted = set(filter(None, args.variants.split(",")))
+    planned = [
+        (key, variant, mode)
+        for key in args.sizes.split(",")
+        for variant, mode in variants_to_measure(SIZES[key], cuda)
+        if not wanted or variant in wanted
+    ]
+    return sorted(planned, key=lambda p: MODE_ORDER[p[2]])  # stable: sizes keep their order
+
+
+def _summary(row: Row) -> str:
+    if row.error:
+        return f"{row.size:17} {row.variant:18} {row.mode:7} failed: {row.error}"
+    compiled = f", compile {row.compile_s:.1f} s" if row.mode in ("compile", "graph") else ""
+    return (
+        f"{row.size:17} {row.variant:18} {row.mode:7} {row.ratio:5.2f}× "
+        f"({row.variant_tps:,.0f} vs {row.baseline_tps:,.0f} tokens/s){compiled}"
+    )
 
 
 ROW_PREFIX = "regbench-perf-row "
@@ -276,22 +331,37 @@ def _commit() -> str:
     from regbench.provenance import code_version
 
     version = code_version()
+    if version["commit"] is None and os.environ.get("REGBENCH_COMMIT"):  # a copy without git
+        return f"`{os.environ['REGBENCH_COMMIT'][:12]}` (as given by REGBENCH_COMMIT)"
     commit = (version["commit"] or "unknown")[:12]
     return f"`{commit}`" + (" with uncommitted changes" if version["dirty"] else "")
 
 
 def _measure_in_fresh_process(key: str, variant: str, mode: str, args: argparse.Namespace) -> Row:
     """One row, measured by a child process that prints it as JSON; it compiles from an empty
-    Inductor cache of its own (cold compile seconds)."""
+    Inductor cache of its own (cold compile seconds). A child that fails or runs past
+    ROW_TIMEOUT_S gives a row with the error's last line."""
     command = [sys.executable, "-m", "regbench.perf", "--row", f"{key}:{variant}:{mode}"]
     command += ["--seconds", str(args.seconds), "--device", args.device]
     with tempfile.TemporaryDirectory(prefix="regbench-perf-") as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-        done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, env=env, timeout=ROW_TIMEOUT_S
+            )
+        except subprocess.TimeoutExpired:
+            return _failed(key, variant, mode, f"ran past {ROW_TIMEOUT_S:g} s")
     lines = [x for x in done.stdout.splitlines() if x.startswith(ROW_PREFIX)]
     if done.returncode != 0 or not lines:
-        raise SystemExit(f"perf row {key}:{variant}:{mode} failed:\n{done.stderr[-2000:]}")
+        sys.stderr.write(f"perf row {key}:{variant}:{mode} failed:\n{done.stderr[-3000:]}\n")
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return _failed(key, variant, mode, last.replace("|", "/")[:200])
     return Row(**json.loads(lines[-1][len(ROW_PREFIX) :]))
+
+
+def _failed(key: str, variant: str, mode: str, error: str) -> Row:
+    path = "fused kernel" if mode == "–" else "custom cell"
+    return Row(SIZES[key].name, variant, path, mode, 0.0, 0.0, 0.0, 0.0, 0, error)
 
 
 def _cuda() -> bool:

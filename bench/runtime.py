@@ -21,7 +21,7 @@ class Runtime:
     devices: int = 1  # more than 1: one run over several devices (Lightning DDP)
     threads: int = 0  # CPU threads for torch; 0 keeps torch's default
     progress: bool = False
-    step_mode: str = "auto"  # custom cells: auto, eager or compile (models/steps.py)
+    step_mode: str = "auto"  # custom cells: auto, eager, compile or graph (models/steps.py)
     data_dir: str | None = None  # local data in the original formats (else $REGBENCH_DATA/hub)
     wandb: str = "offline"  # offline, online or disabled (WANDB_MODE overrides)
     project: str = "regbench"  # the W&B project
@@ -37,11 +37,11 @@ class Runtime:
 
 
 def choose_step_mode(requested: str, config: Mapping[str, Any], task: Task, cuda: bool) -> str:
-    """'eager' or 'compile' for this run: as requested, or for 'auto' compile on CUDA and on
-    CPU for runs long enough to repay the compile."""
+    """'eager', 'compile' or 'graph' for this run: as requested, or for 'auto' compiled CUDA
+    graphs on CUDA, and on the CPU compile for runs long enough to repay the compile."""
     if requested != "auto":
         return requested
     if cuda:
-        return "compile"
+        return "graph"
     work = task.step_iterations_per_epoch() * config["train"]["max_epochs"]
     return "compile" if work >= COMPILE_WORK else "eager"

@@ -33,9 +33,11 @@ def wandb_logger(config: Mapping[str, Any], run: RunDir, runtime: Runtime, job_i
         return False
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
+        import wandb  # noqa: F401 (Lightning's WandbLogger imports it only when it starts)
         from lightning.pytorch.loggers import WandbLogger
     except ImportError:
         return False
+
     return WandbLogger(
         project=runtime.project,
         id=job_id,

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from regbench.models.cells import GATES, Norm, State, Stats, StepPlan
 from regbench.models.gemm import linear
+from regbench.models.graphs import graphable, graphed_walk
 from regbench.models.steps import DEFAULT_CHUNK, StepMode, walk
 from regbench.models.variants.base import Regularizer
 from regbench.models.weight_grad import RecurrentWeightGrad, pays_off
@@ -70,7 +71,7 @@ class RecurrentLayer(nn.Module):
         self, x: Tensor, state: State, w_hh: Tensor, regularizers: Sequence[Regularizer], index: int
     ) -> tuple[Tensor, State]:
         steps, batch, _ = x.shape
-        compiled = self.step_mode == "compile" and torch.is_grad_enabled()
+        compiled = self.step_mode in ("compile", "graph") and torch.is_grad_enabled()
         plan = StepPlan(self.cell, steps, batch, self.hidden_size, like=x, compiled=compiled)
         for reg in regularizers:
             reg.plan_steps(plan, index)
@@ -79,7 +80,11 @@ class RecurrentLayer(nn.Module):
         if pays_off(w_hh, batch, compiled):
             probe = RecurrentWeightGrad()
             plan.weight_probes, w_hh = probe.probes(w_hh, steps, batch), w_hh.detach()
-        walked = walk(self.cell, gx.unbind(0), state, w_hh, b_hh, plan, self.step_mode, self.chunk)
+        if self.step_mode == "graph" and graphable(gx):
+            walked = graphed_walk(self, gx, state, w_hh, b_hh, plan, self.chunk)
+        else:
+            steps_in = gx.unbind(0)
+            walked = walk(self.cell, steps_in, state, w_hh, b_hh, plan, self.step_mode, self.chunk)
         if probe is not None:
             probe.record(state[0], walked.outputs, plan.hidden_mask)
         for name, per_step in walked.stats.items():

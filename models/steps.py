@@ -6,8 +6,10 @@ The unrolled chunk lets Inductor fuse each step's pointwise work; the Python loo
 keeps compile time independent of T. Only training forwards (with autograd) are compiled;
 evaluation walks eagerly, so a run compiles one graph per chunk length.
 
-Mode 'eager' is the plain fallback; 'compile' always compiles; 'auto' compiles on CUDA and
-on CPU when a run is long enough to repay the one-off compile (see `SequenceModel`).
+Mode 'eager' is the plain fallback; 'compile' always compiles; 'graph' compiles and, on CUDA,
+records the whole compiled walk as CUDA graphs (models/graphs.py; on the CPU it is 'compile');
+'auto' means 'graph' on CUDA, and on the CPU 'compile' when a run is long enough to repay the
+one-off compile, else 'eager' (bench/runtime.py).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import Tensor
 
 from regbench.models.cells import State, Stats, StepPlan, Walk, run_steps
 
-StepMode = Literal["eager", "compile"]
+StepMode = Literal["eager", "compile", "graph"]
 # 8 steps: at sequential-MNIST size on the 2-core CPU as fast as 16 (variational 0.77× vs
 # 0.75×, recurrent_bn 0.58× vs 0.56×) with a third less cold compile (recurrent_bn 29.5 s vs
 # 44.8 s); see results/perf/README.md.
@@ -65,7 +67,8 @@ def walk(
     mode: StepMode = "eager",
     chunk: int = DEFAULT_CHUNK,
 ) -> Walk:
-    """Run the recurrence over per-step inputs `gx`, eagerly or in compiled chunks."""
+    """Run the recurrence over per-step inputs `gx`, eagerly or in compiled chunks ('graph'
+    walks compiled chunks here; the layer records them as CUDA graphs on CUDA)."""
     if mode == "eager" or not torch.is_grad_enabled():
         return run_steps(cell, gx, state, w_hh, b_hh, plan)
     fn = compiled_chunk()

@@ -1,0 +1,112 @@
+"""Step mode 'graph' (models/graphs.py) on the CPU: the plan's round trip through tensors,
+the tensor-only walk a graph records, and the CPU's fallback to compiled chunks. The
+recording itself needs CUDA: tests/test_cuda.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from helpers import inputs, net
+from regbench.models.cells import StepPlan, run_steps
+from regbench.models.graphs import graphable, join_plan, recorded_count, split_plan, walk_function
+from regbench.models.steps import walk
+from regbench.runtime import choose_step_mode
+
+CASES = {
+    "lstm variational (hidden mask)": ("lstm", {"variational": {}}),
+    "lstm zoneout (per-step masks)": ("lstm", {"zoneout": {"z_c": 0.3, "z_h": 0.2}}),
+    "gru recurrent_dropout per sequence (one shared mask)": (
+        "gru",
+        {"recurrent_dropout": {"per_step": False}},
+    ),
+    "lstm zoneout+recurrent_bn (step norms)": ("lstm", {"zoneout": {}, "recurrent_bn": {}}),
+    "lstm bn_input per step (norm shift with b_ih)": ("lstm", {"bn_input": {}}),
+    "rnn layer_norm (sum norm)": ("rnn", {"layer_norm": {}}),
+}
+
+
+def training_plan(cell: str, regularizers: dict):
+    """Layer 0's training plan, projected input, state and recurrent weights."""
+    model = net(cell, layers=1, **regularizers).train()
+    layer = model.layers[0]
+    x = inputs(batch=4, steps=8).transpose(0, 1)
+    torch.manual_seed(3)
+    plan = StepPlan(cell, 8, 4, layer.hidden_size, like=x)
+    for reg in model.regularizers:
+        reg.plan_steps(plan, 0)
+    gx, b_hh = layer._input_projection(x, plan)
+    state = layer.initial_state(4, x)
+    return plan, gx, state, layer.rnn.weight_hh_l0, b_hh
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_plan_split_into_tensors_and_joined_walks_the_same(case):
+    cell, regularizers = CASES[case]
+    plan, gx, state, w_hh, b_hh = training_plan(cell, regularizers)
+    layout, tensors = split_plan(plan)
+    assert all(isinstance(t, torch.Tensor) for t in tensors)
+    joined = join_plan(layout, tensors, cell, plan.shape(), gx)
+    expected = run_steps(cell, gx.unbind(0), state, w_hh, b_hh, plan)
+    got = run_steps(cell, gx.unbind(0), state, w_hh, b_hh, joined)
+    torch.testing.assert_close(got.outputs, expected.outputs, rtol=0, atol=0)
+    assert got.stats.keys() == expected.stats.keys()
+
+
+def test_the_layout_is_the_same_for_fresh_masks_and_differs_with_the_fields():
+    first, *_ = training_plan("lstm", {"zoneout": {}})
+    second, *_ = training_plan("lstm", {"zoneout": {}})
+    assert split_plan(first)[0] == split_plan(second)[0]
+    other, *_ = training_plan("lstm", {"zoneout": {"z_c": 0.0}})
+    assert split_plan(other)[0] != split_plan(first)[0]
+
+
+def test_evaluation_plans_are_refused():
+    model = net("lstm", layers=1, recurrent_bn={}).train()
+    model(inputs())  # running statistics for the eval plan
+    model.eval()
+    plan = StepPlan("lstm", 7, 5, 6, like=inputs())
+    model.regularizers[0].plan_steps(plan, 0)
+    with pytest.raises(ValueError, match="running statistics"):
+        split_plan(plan)
+
+
+@pytest.mark.parametrize(
+    "case", ["lstm zoneout+recurrent_bn (step norms)", "rnn layer_norm (sum norm)"]
+)
+def test_the_recorded_function_gives_the_compiled_walk(case):
+    cell, regularizers = CASES[case]
+    plan, gx, state, w_hh, b_hh = training_plan(cell, regularizers)
+    layout, tensors = split_plan(plan)
+    fn = walk_function(cell, plan.shape(), layout, len(state), chunk=4)
+    outputs, new_state, stats = fn(gx, *state, w_hh, b_hh, *tensors)
+    expected = walk(cell, gx.unbind(0), state, w_hh, b_hh, plan, "eager")
+    torch.testing.assert_close(outputs, expected.outputs, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(new_state, expected.state, atol=1e-5, rtol=1e-4)
+    for name, pairs in expected.stats.items():
+        means, variances = stats[name]
+        assert means.shape[0] == len(pairs) and not means.requires_grad
+        torch.testing.assert_close(means, torch.stack([m for m, _ in pairs]).detach())
+        torch.testing.assert_close(variances, torch.stack([v for _, v in pairs]).detach())
+
+
+def test_graph_mode_on_the_cpu_walks_compiled_chunks_and_records_nothing():
+    def run(mode: str):
+        model = net("gru", layers=1, zoneout={"z_h": 0.2}).train()
+        model.set_step_mode(mode, chunk=4)
+        torch.manual_seed(4)
+        out = model(inputs(steps=8)).prediction
+        out.square().sum().backward()
+        return model, out.detach(), [p.grad for p in model.parameters()]
+
+    model, out, grads = run("graph")
+    _, expected, expected_grads = run("compile")
+    assert not graphable(inputs()) and recorded_count(model.layers[0]) == 0
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    for a, b in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_auto_chooses_graphs_on_cuda():
+    assert choose_step_mode("auto", {}, None, cuda=True) == "graph"
+    assert choose_step_mode("compile", {}, None, cuda=True) == "compile"
