@@ -71,6 +71,8 @@ class StepPlan:
     statistics, which then fuse with the step's other work), its shift including b_ih;
     `sum_norm` (tanh-RNN) normalizes W_ih x + W_hh h, and the biases are added after it.
     `compiled` says that this forward's steps run compiled, so hoisted work may be too.
+    With `input_weight` set, the walk is given the raw inputs x_t (few features) and each step
+    computes W_ih x_t (+ `input_bias`) itself, as pointwise work (see `project_in_step`).
     `weight_probes` are the zero probes z_t added to each step's W_hh product, which then
     uses a detached W_hh (models/weight_grad.py).
     """
@@ -91,6 +93,8 @@ class StepPlan:
     hidden_norm: Norm | None = None
     cell_norm: Norm | None = None
     sum_norm: Norm | None = None
+    input_weight: Tensor | None = None
+    input_bias: Tensor | None = None
     owners: dict[str, str] = field(default_factory=dict)
 
     def set(self, name: str, value: object, owner: str) -> None:
@@ -166,6 +170,18 @@ def _recurrent(
     return product if b_hh is None else product + b_hh
 
 
+def _projected(x: Tensor, plan: StepPlan) -> Tensor:
+    """The step's input term: W_ih x_t (+ b_ih) as a sum of F broadcast products when the plan
+    projects in the step, else `x` itself (already projected before the loop)."""
+    weight = plan.input_weight
+    if weight is None:
+        return x
+    out = x[:, :1] * weight[:, 0]
+    for f in range(1, x.shape[1]):
+        out = out + x[:, f : f + 1] * weight[:, f]
+    return out if plan.input_bias is None else out + plan.input_bias
+
+
 def _zone(new: Tensor, old: Tensor, rate: Tensor | float | None) -> Tensor:
     """Zoneout (Krueger et al. 2017): d ⊙ old + (1 − d) ⊙ new."""
     return new if rate is None else torch.lerp(new, old, rate)
@@ -177,10 +193,11 @@ def _dropped(update: Tensor, plan: StepPlan, t: int) -> Tensor:
 
 
 def lstm_step(gx: Tensor, state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPlan, t: int) -> Step:
-    """One LSTM step; gx = W_ih x_t + b_ih, gates in PyTorch's order (i, f, g, o)."""
+    """One LSTM step; gx = W_ih x_t + b_ih (or x_t, see StepPlan), gates in PyTorch's order
+    (i, f, g, o)."""
     h, c = state
     used: StepStats = {}
-    gx = _normed(gx, "step_input_norm", plan, t, used)
+    gx = _normed(_projected(gx, plan), "step_input_norm", plan, t, used)
     gh = _recurrent(h, w_hh, b_hh, plan, t, used)
     i, f, g, o = (gx + gh).chunk(4, 1)
     c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * _dropped(torch.tanh(g), plan, t)
@@ -193,7 +210,7 @@ def gru_step(gx: Tensor, state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPla
     """One GRU step in PyTorch's form: n = tanh(W_in x + b_in + r ⊙ (W_hn h + b_hn))."""
     (h,) = state
     used: StepStats = {}
-    gx = _normed(gx, "step_input_norm", plan, t, used)
+    gx = _normed(_projected(gx, plan), "step_input_norm", plan, t, used)
     gh = _recurrent(h, w_hh, b_hh, plan, t, used)
     xr, xz, xn = gx.chunk(3, 1)
     hr, hz, hn = gh.chunk(3, 1)
@@ -209,7 +226,7 @@ def rnn_step(gx: Tensor, state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPla
     carries no bias and b_hh is both biases: h' = tanh(N(W_ih x + W_hh h) + b)."""
     (h,) = state
     used: StepStats = {}
-    gx = _normed(gx, "step_input_norm", plan, t, used)
+    gx = _normed(_projected(gx, plan), "step_input_norm", plan, t, used)
     if plan.sum_norm is None:
         h_new = torch.tanh(gx + _recurrent(h, w_hh, b_hh, plan, t, used))
     else:  # no hidden_norm: the claims exclude it
@@ -235,7 +252,8 @@ class Walk:
 def run_steps(
     cell: str, gx: Sequence[Tensor], state: State, w_hh: Tensor, b_hh: Tensor, plan: StepPlan
 ) -> Walk:
-    """Walk the per-step input projections `gx` (one (B, G) tensor per step)."""
+    """Walk the per-step input projections `gx` (one (B, G) tensor per step; the raw (B, F)
+    inputs when the plan projects in the step)."""
     step = STEPS[cell]
     outputs: list[Tensor] = []
     stats: dict[str, list[Stats]] = {}

@@ -61,9 +61,10 @@ def split_plan(plan: StepPlan) -> tuple[PlanLayout, tuple[Tensor, ...]]:
         raise ValueError("weight-gradient probes are taken on the CPU only, never recorded")
     tensors: dict[str, Tensor] = {}
     fields: list[tuple[str, Hashable]] = []
-    if plan.hidden_mask is not None:
-        tensors["hidden_mask"] = plan.hidden_mask
-        fields.append(("hidden_mask", "tensor"))
+    for name in ("hidden_mask", "input_weight", "input_bias"):
+        if (value := getattr(plan, name)) is not None:
+            tensors[name] = value
+            fields.append((name, "tensor"))
     for name in PER_STEP:
         value = getattr(plan, name)
         if isinstance(value, (list, tuple)):

@@ -94,21 +94,40 @@ class RecurrentLayer(nn.Module):
     def _input_projection(self, x: Tensor, plan: StepPlan) -> tuple[Tensor, Tensor]:
         """W_ih x for all steps (hoisted), with its normalization, and the bias left for
         the step (both biases when a norm over the summed input comes first; b_ih joins the
-        shift of a per-step input norm)."""
+        shift of a per-step input norm). Inputs with few features on compiled CPU steps are
+        returned as they are, for the steps to project (see `project_in_step`)."""
         rnn = self.rnn
+        weight, bias, b_hh = rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
         if plan.sum_norm is not None:
-            return linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0 + rnn.bias_hh_l0
-        if (norm := plan.step_input_norm) is not None:
-            shift = rnn.bias_ih_l0 if norm.bias is None else norm.bias + rnn.bias_ih_l0
-            plan.step_input_norm = replace(norm, bias=shift)
-            return linear(x, rnn.weight_ih_l0), rnn.bias_hh_l0
-        if plan.input_norm is None:
-            return linear(x, rnn.weight_ih_l0, rnn.bias_ih_l0), rnn.bias_hh_l0
-        return plan.input_norm(linear(x, rnn.weight_ih_l0), rnn.bias_ih_l0), rnn.bias_hh_l0
+            bias, b_hh = None, rnn.bias_ih_l0 + rnn.bias_hh_l0
+        elif (norm := plan.step_input_norm) is not None:
+            shift = bias if norm.bias is None else norm.bias + bias
+            plan.step_input_norm, bias = replace(norm, bias=shift), None
+        elif plan.input_norm is not None:
+            return plan.input_norm(linear(x, weight), bias), b_hh
+        if project_in_step(x, plan):
+            plan.input_weight, plan.input_bias = weight, bias
+            return x, b_hh
+        return linear(x, weight, bias), b_hh
 
     @property
     def gates(self) -> int:
         return GATES[self.cell]
+
+
+# Up to this many input features, compiled CPU steps compute W_ih x_t themselves (see
+# `project_in_step`). Measured at sequential-MNIST size (F 1): see results/perf/README.md.
+IN_STEP_FEATURES = 8
+
+
+def project_in_step(x: Tensor, plan: StepPlan) -> bool:
+    """Whether the steps compute W_ih x_t (+ b) themselves instead of taking a hoisted (T, B, G)
+    projection: compiled steps on the CPU with at most IN_STEP_FEATURES input features. There
+    the projection is a few multiply-adds per gate fused into the step's pointwise kernel;
+    hoisted it writes, and backpropagates through, a (T, B, G) tensor that at one feature per
+    step (sequential MNIST) is G times larger than the input, and an MKL product with K = 1."""
+    small = x.shape[-1] <= IN_STEP_FEATURES and x.device.type == "cpu"
+    return small and plan.compiled
 
 
 def _update_running_stats(norm: Norm | None, stats: list[Stats], batch: int) -> None:

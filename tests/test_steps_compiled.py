@@ -1,4 +1,5 @@
-"""Compiled K-step chunks give the eager walk's outputs, gradients and running statistics."""
+"""Compiled K-step chunks give the eager walk's outputs, gradients and running statistics;
+with few input features they also project the inputs in the step."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import pytest
 import torch
 
 from helpers import inputs, net
+from regbench.models.cells import StepPlan
+from regbench.models.layer import IN_STEP_FEATURES, RecurrentLayer, project_in_step
 
 CASES = {
     "lstm zoneout+recurrent_bn": (
@@ -41,3 +44,50 @@ def test_compiled_chunks_match_the_eager_walk(case):
     for a, b in zip(compiled[2], eager[2], strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
         assert a.shape[0] == rows
+
+
+@pytest.mark.parametrize(("cell", "features"), [("lstm", 1), ("gru", 3), ("rnn", 2)])
+def test_compiled_steps_that_project_their_inputs_match_the_fused_kernel(cell, features):
+    """With few input features, compiled CPU steps compute W_ih x_t themselves."""
+    torch.manual_seed(0)
+    layer = RecurrentLayer(cell, features, 6)
+    layer.step_mode, layer.chunk = "compile", 4
+    x = torch.randn(8, 3, features, requires_grad=True)
+    state = tuple(torch.randn(3, 6) for _ in range(2 if cell == "lstm" else 1))
+    fused, _ = layer._fused(x, state, layer.rnn.weight_hh_l0)
+    grads_fused = torch.autograd.grad(fused.square().sum(), [x, *layer.parameters()])
+    custom, _ = layer._custom(x, state, layer.rnn.weight_hh_l0, [], 0)
+    grads_custom = torch.autograd.grad(custom.square().sum(), [x, *layer.parameters()])
+    torch.testing.assert_close(custom, fused, atol=1e-5, rtol=1e-4)
+    for a, b in zip(grads_custom, grads_fused, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("features", "compiled", "in_step"),
+    [
+        (1, True, True),
+        (IN_STEP_FEATURES, True, True),
+        (IN_STEP_FEATURES + 1, True, False),
+        (1, False, False),
+    ],
+)
+def test_which_inputs_the_steps_project(features, compiled, in_step):
+    layer = RecurrentLayer("lstm", features, 6)
+    x = torch.randn(8, 3, features)
+    plan = StepPlan("lstm", 8, 3, 6, like=x, compiled=compiled)
+    given, _ = layer._input_projection(x, plan)
+    assert project_in_step(x, plan) == in_step
+    assert (given is x) == in_step and (plan.input_weight is not None) == in_step
+    assert given.shape[-1] == (features if in_step else 24)
+
+
+def test_a_per_step_input_norm_takes_the_input_bias_when_the_steps_project():
+    model = net("lstm", layers=1, bn_input={}).train()
+    layer = model.layers[0]
+    x = inputs(steps=8).transpose(0, 1)
+    plan = StepPlan("lstm", 8, 5, layer.hidden_size, like=x, compiled=True)
+    model.regularizers[0].plan_steps(plan, 0)
+    layer._input_projection(x, plan)
+    assert plan.input_bias is None
+    torch.testing.assert_close(plan.step_input_norm.bias, layer.rnn.bias_ih_l0)
