@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -345,16 +346,24 @@ def _measure_in_fresh_process(key: str, variant: str, mode: str, args: argparse.
     command += ["--seconds", str(args.seconds), "--device", args.device]
     with tempfile.TemporaryDirectory(prefix="regbench-perf-") as cache:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        child = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,  # its compile workers too can be stopped as one group
+        )
         try:
-            done = subprocess.run(
-                command, capture_output=True, text=True, env=env, timeout=ROW_TIMEOUT_S
-            )
+            stdout, stderr = child.communicate(timeout=ROW_TIMEOUT_S)
         except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
             return _failed(key, variant, mode, f"ran past {ROW_TIMEOUT_S:g} s")
-    lines = [x for x in done.stdout.splitlines() if x.startswith(ROW_PREFIX)]
-    if done.returncode != 0 or not lines:
-        sys.stderr.write(f"perf row {key}:{variant}:{mode} failed:\n{done.stderr[-3000:]}\n")
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    lines = [x for x in stdout.splitlines() if x.startswith(ROW_PREFIX)]
+    if child.returncode != 0 or not lines:
+        sys.stderr.write(f"perf row {key}:{variant}:{mode} failed:\n{stderr[-3000:]}\n")
+        last = (stderr.strip().splitlines() or ["no output"])[-1]
         return _failed(key, variant, mode, last.replace("|", "/")[:200])
     return Row(**json.loads(lines[-1][len(ROW_PREFIX) :]))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,7 @@ import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from regbench.callbacks import DivergenceGuard, EpochLog, RandomState, Throughput
+from regbench.errors import ConfigError
 from regbench.rundir import RunDir
 from regbench.runtime import Runtime
 from regbench.slurm import slurm_plugins
@@ -36,6 +38,9 @@ def wandb_logger(config: Mapping[str, Any], run: RunDir, runtime: Runtime, job_i
         import wandb  # noqa: F401 (Lightning's WandbLogger imports it only when it starts)
         from lightning.pytorch.loggers import WandbLogger
     except ImportError:
+        if mode == "online":
+            raise ConfigError("--wandb online needs the wandb package: pip install wandb") from None
+        warnings.warn("wandb is not installed: this run writes no W&B files", stacklevel=2)
         return False
 
     return WandbLogger(

@@ -12,11 +12,15 @@ W_hh and b_hh, the plan's masks and norm gains) into them, and the tensors it re
 them until the same graph replays again. One graph is recorded per layout (the cell, the chunk
 length, which plan fields are set and how, and every tensor's shape, dtype and requires_grad);
 recording costs three warm-up forward+backward passes, which also compile the chunks, and
-one of each to capture. Evaluation (no autograd) and CPU tensors take the unrecorded walk.
+one of each to capture. Evaluation (a layer in eval mode, no autograd, or running statistics)
+and CPU tensors take the unrecorded walk.
 
-Replaying overwrites the activations the backward graph reads, so a replay's backward must
-run before the same graph replays again. That is how a training step uses it; a backward
-through an overwritten replay raises instead of returning wrong gradients.
+Replaying overwrites the activations the backward graph reads and the outputs it returned, so
+a replay's backward must run before the same graph replays again. That is how a training step
+uses it; a backward through an overwritten replay raises when it reaches the graph (ops after
+the layer that saved its outputs have by then run on overwritten values: the error says the
+backward is wrong, it does not undo it). A layer records at most MAX_GRAPHS layouts, and a
+change of step mode drops its graphs.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import functools
 import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +38,9 @@ from regbench.models.cells import STEP_NORMS, Norm, State, StepPlan, Walk
 from regbench.models.steps import walk
 
 PER_STEP = ("update_masks", "zone_h", "zone_c")
+# Layouts a layer records at most (each holds its own memory); further shapes (say, batches
+# padded to their own length) walk compiled chunks unrecorded.
+MAX_GRAPHS = 8
 
 # One dict of recorded graphs per layer, freed with the layer (and never deep-copied with it).
 _RECORDED: weakref.WeakKeyDictionary[nn.Module, dict[Hashable, _Recorded]] = (
@@ -40,9 +48,12 @@ _RECORDED: weakref.WeakKeyDictionary[nn.Module, dict[Hashable, _Recorded]] = (
 )
 
 
-def graphable(x: Tensor) -> bool:
-    """Whether a walk over `x` is recorded: a training forward (autograd on) on CUDA."""
-    return x.is_cuda and torch.is_grad_enabled()
+def graphable(x: Tensor, plan: StepPlan) -> bool:
+    """Whether a walk over `x` is recorded: a training plan (no running statistics, no
+    weight-gradient probes) with autograd on, on CUDA. Others walk unrecorded."""
+    norms = (getattr(plan, name) for name in STEP_NORMS)
+    training = all(norm is None or norm.stats is None for norm in norms)
+    return x.is_cuda and torch.is_grad_enabled() and training and plan.weight_probes is None
 
 
 @dataclass(frozen=True)
@@ -142,13 +153,15 @@ def graphed_walk(
     plan: StepPlan,
     chunk: int,
 ) -> Walk:
-    """The walk of `gx` (T, B, G), replayed from `owner`'s graph for this layout (recorded
-    on first use)."""
+    """The walk of `gx` (T, B, G), replayed from `owner`'s graph for this layout (recorded on
+    first use), or walked compiled when `owner` already holds MAX_GRAPHS other layouts."""
     layout, plan_tensors = split_plan(plan)
     args = (gx, *state, w_hh, b_hh, *plan_tensors)
-    key = (plan.cell, chunk, len(state), layout, *(_signature(a) for a in args))
+    key = (plan.cell, chunk, len(state), layout, _precision(), *(_signature(a) for a in args))
     recorded = _RECORDED.setdefault(owner, {})
     if key not in recorded:
+        if len(recorded) >= MAX_GRAPHS:
+            return walk(plan.cell, gx.unbind(0), state, w_hh, b_hh, plan, "compile", chunk)
         fn = walk_function(plan.cell, plan.shape(), layout, len(state), chunk)
         recorded[key] = _Recorded(fn, args)
     outputs, new_state, stats = recorded[key](args)
@@ -164,24 +177,47 @@ def recorded_count(owner: nn.Module) -> int:
     return len(_RECORDED.get(owner, {}))
 
 
+def forget(owner: nn.Module) -> None:
+    """Drop `owner`'s graphs and their memory (when its step mode changes)."""
+    _RECORDED.pop(owner, None)
+
+
 def _signature(t: Tensor) -> Hashable:
     return (tuple(t.shape), t.dtype, t.device, t.requires_grad)
 
 
-class _Recorded:
-    """One layout's forward and backward graphs, and the guard on overwritten replays."""
+def _precision() -> Hashable:
+    """What else decides the recorded kernels: autocast and the TF32 switches."""
+    cuda = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    return torch.is_autocast_enabled(), torch.get_float32_matmul_precision(), cuda
 
-    def __init__(self, fn: Callable[..., object], args: tuple[Tensor, ...]) -> None:
+
+class _Recorded:
+    """One layout's forward and backward graphs, the guard on overwritten replays, and
+    gradients of its own.
+
+    `record` is `torch.cuda.make_graphed_callables` (a stand-in with the same contract in the
+    CPU tests): its callable returns outputs, and its backward gradients, in static buffers
+    that the next replay overwrites. Gradients are cloned before autograd sees them, since
+    autograd may keep a gradient tensor as a parameter's `.grad` and accumulate into it."""
+
+    def __init__(
+        self,
+        fn: Callable[..., object],
+        args: tuple[Tensor, ...],
+        record: Callable[..., Callable[..., Any]] = torch.cuda.make_graphed_callables,
+    ) -> None:
         samples = tuple(a.detach().clone().requires_grad_(a.requires_grad) for a in args)
-        self.graphed = torch.cuda.make_graphed_callables(fn, samples, allow_unused_input=True)
+        self.graphed = record(fn, samples, allow_unused_input=True)
         self.replays = 0
 
-    def __call__(self, args: tuple[Tensor, ...]):
+    def __call__(self, args: tuple[Tensor, ...]) -> Any:
         self.replays += 1
         result = self.graphed(*args)
-        outputs = result[0]
-        if outputs.grad_fn is not None:
-            outputs.grad_fn.register_prehook(functools.partial(self._check, self.replays))
+        node = result[0].grad_fn
+        if node is not None:
+            node.register_prehook(functools.partial(self._check, self.replays))
+            node.register_hook(_own_gradients)
         return result
 
     def _check(self, replay: int, grads: tuple[Tensor, ...]) -> None:
@@ -191,3 +227,10 @@ class _Recorded:
                 "ran, overwriting the activations it needs; run each training forward's "
                 "backward before the next forward, or use step mode 'compile'"
             )
+
+
+def _own_gradients(
+    grad_inputs: tuple[Tensor | None, ...], grad_outputs: tuple[Tensor | None, ...]
+) -> tuple[Tensor | None, ...]:
+    """The graph's input gradients, copied out of its static buffers."""
+    return tuple(None if g is None else g.clone() for g in grad_inputs)

@@ -35,8 +35,11 @@ class RecurrentLayer(nn.Module):
         self.chunk = DEFAULT_CHUNK
 
     def initial_state(self, batch: int, like: Tensor) -> State:
-        zeros = like.new_zeros(batch, self.hidden_size)
-        return (zeros, zeros) if self.cell == "lstm" else (zeros,)
+        """Zeros, one tensor per part of the state. Never one tensor twice: Dynamo guards
+        compiled chunks on their inputs not aliasing, and on torch 2.13 explaining a failed
+        aliasing guard crashed (TypeError) once another variant's chunks were cached."""
+        parts = 2 if self.cell == "lstm" else 1
+        return tuple(like.new_zeros(batch, self.hidden_size) for _ in range(parts))
 
     def forward(
         self,
@@ -80,7 +83,7 @@ class RecurrentLayer(nn.Module):
         if pays_off(w_hh, batch, compiled):
             probe = RecurrentWeightGrad()
             plan.weight_probes, w_hh = probe.probes(w_hh, steps, batch), w_hh.detach()
-        if self.step_mode == "graph" and graphable(gx):
+        if self.step_mode == "graph" and self.training and graphable(gx, plan):
             walked = graphed_walk(self, gx, state, w_hh, b_hh, plan, self.chunk)
         else:
             steps_in = gx.unbind(0)

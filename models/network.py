@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regbench.models.cells import GATES, State
+from regbench.models.graphs import forget
 from regbench.models.layer import RecurrentLayer
 from regbench.models.steps import DEFAULT_CHUNK, StepMode
 from regbench.models.variants.base import LayerDims, Regularizer, Site
@@ -130,6 +131,7 @@ class RecurrentNet(nn.Module):
         floating-point reassociation."""
         for layer in self.layers:
             layer.step_mode, layer.chunk = mode, chunk
+            forget(layer)  # recorded CUDA graphs (models/graphs.py) and their memory
 
     def initialize(self, scheme: str, scale: float, forget_bias: float | None) -> None:
         """'default' keeps PyTorch's init; 'uniform' draws every parameter from U(±scale)

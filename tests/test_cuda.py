@@ -88,6 +88,48 @@ def test_backward_through_an_overwritten_replay_raises():
         first.backward()
 
 
+def test_gradients_accumulate_across_replays_as_eagerly():
+    def accumulated(mode: str) -> list[torch.Tensor]:
+        model = net("lstm", layers=1, hidden=16, zoneout={}).cuda().train()
+        model.set_step_mode(mode, chunk=4)
+        torch.manual_seed(7)
+        for seed in range(3):  # no zero_grad between the steps
+            model(batch(5, seed)).prediction.square().sum().backward()
+        return [p.grad for p in model.parameters()]
+
+    for a, b in zip(accumulated("graph"), accumulated("eager"), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+
+
+def test_a_carried_state_starts_the_next_replay():
+    """Truncated BPTT: the state one batch ends in starts the next one, detached."""
+
+    def carried(mode: str) -> list[torch.Tensor]:
+        model = net("lstm", layers=2, hidden=16, zoneout={}).cuda().train()
+        model.set_step_mode(mode, chunk=4)
+        torch.manual_seed(7)
+        state, outputs = None, []
+        for seed in range(3):
+            model.zero_grad(set_to_none=True)
+            out = model(batch(5, seed), state=state)
+            out.prediction.square().sum().backward()
+            state = [tuple(s.detach() for s in layer_state) for layer_state in out.state]
+            outputs.append(out.prediction.detach().clone())
+        return outputs
+
+    for a, b in zip(carried("graph"), carried("eager"), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_an_evaluation_forward_with_autograd_is_not_recorded():
+    model = net("lstm", layers=1, hidden=16, recurrent_bn={}).cuda().train()
+    model.set_step_mode("graph", chunk=4)
+    model(batch(5, 0)).prediction.sum().backward()
+    model.eval()
+    model(batch(5, 1)).prediction.sum().backward()  # running statistics, autograd on
+    assert recorded_count(model.layers[0]) == 1
+
+
 def test_evaluation_is_not_recorded_and_equals_eager():
     model = net("lstm", layers=1, hidden=16, recurrent_bn={}).cuda().train()
     model.set_step_mode("graph", chunk=4)
@@ -136,7 +178,8 @@ def test_masks_on_cuda_keep_their_probability(prob):
     assert abs(scaled.mean().item() - 1.0) < 5 * spread + 1e-4
 
 
-def test_a_lightning_run_on_the_gpu_uses_cuda_graphs(tmp_path, tiny):
+def test_a_lightning_run_on_the_gpu_uses_cuda_graphs(tmp_path, tiny, monkeypatch):
+    import regbench.models.layer as layer_module
     from regbench.config import resolve
     from regbench.jobs import Job
     from regbench.rundir import RunDir
@@ -144,7 +187,13 @@ def test_a_lightning_run_on_the_gpu_uses_cuda_graphs(tmp_path, tiny):
 
     config = resolve("seq_digits", "zoneout", "lstm", 0, tiny["seq_digits"])
     run = RunDir(tmp_path / Job(config).id)
+    replays = []
+    graphed_walk = layer_module.graphed_walk
+    monkeypatch.setattr(
+        layer_module, "graphed_walk", lambda *a, **k: replays.append(1) or graphed_walk(*a, **k)
+    )
     result = train(config, run.path, Runtime(accelerator="gpu", wandb="disabled"))
+    assert replays
     assert run.state() == "done"
     assert json.loads(run.provenance.read_text())["hardware"]
     assert result["step_mode"] == "graph"

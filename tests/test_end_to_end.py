@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,19 @@ def test_one_run_over_two_processes_with_ddp(tmp_path, tiny):
     assert first["step"] == 9  # ceil(1078 / 2 ranks / batch 64) steps, not 17
     result = json.loads(run.result.read_text())
     assert 0.0 <= result["test"]["accuracy"] <= 1.0
+
+
+def test_without_the_wandb_package_offline_runs_log_nothing_and_online_is_refused(
+    tmp_path, tiny, monkeypatch
+):
+    from regbench.errors import ConfigError
+    from regbench.trainer import wandb_logger
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    config = resolve("adding", "none", "lstm", 0, tiny["adding"])
+    run = RunDir(tmp_path / "run")
+    with pytest.warns(UserWarning, match="wandb is not installed"):
+        assert wandb_logger(config, run, Runtime(wandb="offline"), "job") is False
+    with pytest.raises(ConfigError, match="pip install wandb"):
+        wandb_logger(config, run, Runtime(wandb="online"), "job")

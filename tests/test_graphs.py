@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
+import regbench.models.graphs as graphs
 from helpers import inputs, net
 from regbench.models.cells import StepPlan, run_steps
-from regbench.models.graphs import graphable, join_plan, recorded_count, split_plan, walk_function
+from regbench.models.graphs import (
+    _Recorded,
+    graphable,
+    join_plan,
+    recorded_count,
+    split_plan,
+    walk_function,
+)
 from regbench.models.steps import walk
 from regbench.runtime import choose_step_mode
 
@@ -101,7 +110,8 @@ def test_graph_mode_on_the_cpu_walks_compiled_chunks_and_records_nothing():
 
     model, out, grads = run("graph")
     _, expected, expected_grads = run("compile")
-    assert not graphable(inputs()) and recorded_count(model.layers[0]) == 0
+    plan = StepPlan("gru", 8, 5, 6, like=inputs())
+    assert not graphable(inputs(), plan) and recorded_count(model.layers[0]) == 0
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
     for a, b in zip(grads, expected_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
@@ -110,3 +120,99 @@ def test_graph_mode_on_the_cpu_walks_compiled_chunks_and_records_nothing():
 def test_auto_chooses_graphs_on_cuda():
     assert choose_step_mode("auto", {}, None, cuda=True) == "graph"
     assert choose_step_mode("compile", {}, None, cuda=True) == "compile"
+
+
+def static_buffer_record(fn, samples, allow_unused_input):
+    """`torch.cuda.make_graphed_callables`' contract on the CPU: outputs and input gradients
+    live in buffers that every call overwrites, and a backward uses the latest call's
+    activations."""
+    latest: dict = {}
+
+    class Replay(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *args):
+            with torch.enable_grad():
+                leaves = [a.detach().requires_grad_(a.requires_grad) for a in args]
+                flat, latest["spec"] = tree_flatten(fn(*leaves))
+            latest["leaves"], latest["flat"] = leaves, flat
+            buffers = latest.setdefault("out", [torch.empty_like(o) for o in flat])
+            for buffer, o in zip(buffers, flat, strict=True):
+                buffer.copy_(o.detach())
+            return tuple(b.detach() for b in buffers)
+
+        @staticmethod
+        def backward(ctx, *grads):
+            leaves, flat = latest["leaves"], latest["flat"]
+            wanted = [leaf for leaf in leaves if leaf.requires_grad]
+            pairs = [(o, g) for o, g in zip(flat, grads, strict=True) if o.requires_grad]
+            outputs, grads = zip(*pairs, strict=True)
+            got = iter(
+                torch.autograd.grad(outputs, wanted, grads, retain_graph=True, allow_unused=True)
+            )
+            buffers = latest.setdefault("grad", [torch.zeros_like(leaf) for leaf in leaves])
+            result = []
+            for leaf, buffer in zip(leaves, buffers, strict=True):
+                if leaf.requires_grad:
+                    buffer.copy_(next(got))
+                result.append(buffer.detach() if leaf.requires_grad else None)
+            return tuple(result)
+
+    return lambda *args: tree_unflatten(list(Replay.apply(*args)), latest["spec"])
+
+
+def test_recorded_gradients_accumulate_like_eager_ones(monkeypatch):
+    def run(own_gradients: bool) -> torch.Tensor:
+        if not own_gradients:  # the stand-in then shows the aliasing the copy prevents
+            monkeypatch.setattr(graphs, "_own_gradients", lambda grads, _: None)
+        weight = torch.randn(3, 3, requires_grad=True)
+        x1, x2 = torch.randn(2, 3), torch.randn(2, 3)
+        recorded = _Recorded(lambda x, w: (x @ w, x.sum()), (x1, weight), static_buffer_record)
+        for x in (x1, x2):  # no zero_grad between: gradients accumulate
+            recorded((x, weight))[0].square().sum().backward()
+        expected = sum(2 * x.t() @ (x @ weight) for x in (x1, x2))
+        return weight.grad, expected.detach()
+
+    torch.testing.assert_close(*run(own_gradients=True))
+    wrong, expected = run(own_gradients=False)
+    assert not torch.allclose(wrong, expected)
+
+
+def test_a_backward_through_an_overwritten_replay_raises_and_others_do_not():
+    weight = torch.randn(3, 3, requires_grad=True)
+    x1, x2 = torch.randn(2, 3), torch.randn(2, 3)
+    recorded = _Recorded(lambda x, w: (x @ w,), (x1, weight), static_buffer_record)
+    recorded((x1, weight))  # a forward whose backward never runs
+    twice = recorded((x2, weight))[0].sum()
+    twice.backward(retain_graph=True)
+    twice.backward()  # through the same, latest replay: allowed
+    first = recorded((x1, weight))[0].sum()
+    recorded((x2, weight))[0].sum().backward()
+    with pytest.raises(RuntimeError, match="replayed again"):
+        first.backward()
+
+
+def test_evaluation_plans_and_cpu_tensors_are_not_graphable():
+    model = net("lstm", layers=1, recurrent_bn={}).train()
+    model(inputs())
+    model.eval()
+    plan = StepPlan("lstm", 7, 5, 6, like=inputs())
+    model.regularizers[0].plan_steps(plan, 0)
+    assert not graphable(inputs(), plan)
+
+
+def test_a_compiled_plan_that_projects_in_the_step_round_trips():
+    cell, regularizers = CASES["rnn layer_norm (sum norm)"]
+    model = net(cell, layers=1, **regularizers).train()
+    layer = model.layers[0]
+    x = inputs(batch=4, steps=8).transpose(0, 1)
+    plan = StepPlan(cell, 8, 4, layer.hidden_size, like=x, compiled=True)
+    model.regularizers[0].plan_steps(plan, 0)
+    given, b_hh = layer._input_projection(x, plan)
+    assert given is x and plan.input_weight is not None
+    layout, tensors = split_plan(plan)
+    assert {"input_weight"} <= set(layout.names)
+    joined = join_plan(layout, tensors, cell, plan.shape(), x)
+    state = layer.initial_state(4, x)
+    expected = run_steps(cell, x.unbind(0), state, layer.rnn.weight_hh_l0, b_hh, plan)
+    got = run_steps(cell, x.unbind(0), state, layer.rnn.weight_hh_l0, b_hh, joined)
+    torch.testing.assert_close(got.outputs, expected.outputs, rtol=0, atol=0)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import regbench.models.layer as layer_module
 from helpers import inputs, net
 from regbench.models.cells import StepPlan
 from regbench.models.layer import IN_STEP_FEATURES, RecurrentLayer, project_in_step
@@ -18,6 +19,7 @@ CASES = {
     "lstm variational+weight_drop": ("lstm", {"variational": {}, "weight_drop": {"p": 0.3}}),
     "gru zoneout+layer_norm": ("gru", {"zoneout": {"z_h": 0.2}, "layer_norm": {}}),
     "lstm sequence-wise bn_input": ("lstm", {"bn_input": {"statistics": "sequence"}}),
+    "rnn layer_norm (sum norm)": ("rnn", {"layer_norm": {}}),
 }
 
 
@@ -47,8 +49,16 @@ def test_compiled_chunks_match_the_eager_walk(case):
 
 
 @pytest.mark.parametrize(("cell", "features"), [("lstm", 1), ("gru", 3), ("rnn", 2)])
-def test_compiled_steps_that_project_their_inputs_match_the_fused_kernel(cell, features):
+def test_compiled_steps_that_project_their_inputs_match_the_fused_kernel(
+    cell, features, monkeypatch
+):
     """With few input features, compiled CPU steps compute W_ih x_t themselves."""
+    decided = []
+    monkeypatch.setattr(
+        layer_module,
+        "project_in_step",
+        lambda x, plan: decided.append(project_in_step(x, plan)) or decided[-1],
+    )
     torch.manual_seed(0)
     layer = RecurrentLayer(cell, features, 6)
     layer.step_mode, layer.chunk = "compile", 4
@@ -61,6 +71,7 @@ def test_compiled_steps_that_project_their_inputs_match_the_fused_kernel(cell, f
     torch.testing.assert_close(custom, fused, atol=1e-5, rtol=1e-4)
     for a, b in zip(grads_custom, grads_fused, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
+    assert decided == [True]
 
 
 @pytest.mark.parametrize(
@@ -91,3 +102,27 @@ def test_a_per_step_input_norm_takes_the_input_bias_when_the_steps_project():
     layer._input_projection(x, plan)
     assert plan.input_bias is None
     torch.testing.assert_close(plan.step_input_norm.bias, layer.rnn.bias_ih_l0)
+
+
+def test_initial_states_are_distinct_tensors():
+    layer = RecurrentLayer("lstm", 3, 6)
+    h, c = layer.initial_state(4, torch.zeros(1))
+    assert h is not c and h.data_ptr() != c.data_ptr()
+
+
+def test_chunks_recompile_for_a_new_batch_after_other_variants_ran():
+    """A worker trains several jobs in one process: compiled chunks of one variant (with a
+    carried state) are cached when another variant's chunks recompile for a smaller batch."""
+    carried = net("lstm", layers=2, zoneout={}).train()
+    carried.set_step_mode("compile", chunk=4)
+    state = None
+    for _ in range(2):
+        out = carried(inputs(steps=8), state=state)
+        out.prediction.square().sum().backward()
+        state = [tuple(s.detach() for s in layer_state) for layer_state in out.state]
+    model = net("lstm", layers=1, recurrent_bn={}).train()
+    model.set_step_mode("compile", chunk=4)
+    model(inputs(steps=8)).prediction.sum().backward()
+    out = model(inputs(batch=3, steps=8)).prediction
+    out.sum().backward()
+    assert out.shape[0] == 3
