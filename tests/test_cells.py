@@ -50,3 +50,24 @@ def test_tied_head_shares_the_embedding_and_uniform_ends_init():
         p.numel() for p in RecurrentNet(spec, "classify_each", "lstm", 8, 2, 8).parameters()
     )
     assert sum(p.numel() for p in net.parameters()) == untied - 40 * 8
+
+
+@pytest.mark.parametrize("given_state", [False, True])
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_a_rewritten_recurrent_weight_runs_the_fused_op_as_functional_call_would(cell, given_state):
+    torch.manual_seed(0)
+    layer = RecurrentLayer(cell, 4, 6)
+    x = torch.randn(7, 3, 4, requires_grad=True)
+    w_hh = layer.rnn.weight_hh_l0 * torch.rand_like(layer.rnn.weight_hh_l0).round()
+    state = tuple(torch.randn(3, 6) for _ in range(2 if cell == "lstm" else 1))
+    hx = tuple(s.unsqueeze(0) for s in state) if given_state else None
+    hx = hx[0] if hx is not None and cell != "lstm" else hx
+    expected, _ = torch.func.functional_call(layer.rnn, {"weight_hh_l0": w_hh}, (x, hx))
+    got, new_state = layer._fused(x, state if given_state else None, w_hh)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
+    torch.testing.assert_close(new_state[0], got[-1], rtol=0, atol=0)
+    params = [x, *layer.rnn.parameters()]
+    grads = torch.autograd.grad(got.sum(), params, retain_graph=True, allow_unused=True)
+    reference = torch.autograd.grad(expected.sum(), params, allow_unused=True)
+    for a, b in zip(grads, reference, strict=True):
+        assert (a is None) == (b is None) and (a is None or torch.equal(a, b))
