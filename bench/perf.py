@@ -228,7 +228,7 @@ def markdown(rows: list[Row], device, seconds: float, command: str) -> str:
         "| compile s | iterations |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in sorted(rows, key=_table_order):
+    for r in sorted(rows, key=_table_order()):
         if r.error:
             lines.append(f"| {r.size} | {r.variant} | {r.path} | {r.mode} | failed: {r.error} |")
             continue
@@ -254,11 +254,12 @@ def _met(r: Row, kind: str) -> str:
     return "yes" if met else "no"
 
 
-def _table_order(r: Row) -> tuple[int, int, int]:
+def _table_order() -> Callable[[Row], tuple[int, int, int]]:
+    """A sort key putting rows in size, variant and step-mode order."""
     sizes = [s.name for s in SIZES.values()]
     variants = list(dict.fromkeys(v for s in SIZES.values() for v, _ in variants_to_measure(s)))
     modes = ["–", "eager", "compile", "graph"]
-    return sizes.index(r.size), variants.index(r.variant), modes.index(r.mode)
+    return lambda r: (sizes.index(r.size), variants.index(r.variant), modes.index(r.mode))
 
 
 def _precision(device) -> str:

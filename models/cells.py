@@ -56,6 +56,7 @@ def normalize(x: Tensor, norm: Norm, t: int) -> tuple[Tensor, Stats | None]:
 
 
 STEP_NORMS = ("step_input_norm", "hidden_norm", "cell_norm", "sum_norm")
+PER_STEP_FIELDS = ("update_masks", "zone_h", "zone_c")  # a sequence, a tensor or a rate
 
 
 @dataclass
@@ -119,15 +120,14 @@ class StepPlan:
             for name in STEP_NORMS
             if (norm := getattr(self, name)) is not None
         }
+        per_step = {name: cut(getattr(self, name)) for name in PER_STEP_FIELDS}
         return replace(
             self,
             steps=stop - start,
             weight_probes=cut(self.weight_probes),
-            update_masks=cut(self.update_masks),
-            zone_h=cut(self.zone_h),
-            zone_c=cut(self.zone_c),
             input_norm=None,
             owners={},
+            **per_step,
             **norms,
         )
 

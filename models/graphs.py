@@ -34,10 +34,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from regbench.models.cells import STEP_NORMS, Norm, State, StepPlan, Walk
+from regbench.models.cells import PER_STEP_FIELDS, STEP_NORMS, Norm, State, StepPlan, Walk
 from regbench.models.steps import walk
 
-PER_STEP = ("update_masks", "zone_h", "zone_c")
 # Layouts a layer records at most (each holds its own memory); further shapes (say, batches
 # padded to their own length) walk compiled chunks unrecorded.
 MAX_GRAPHS = 8
@@ -76,7 +75,7 @@ def split_plan(plan: StepPlan) -> tuple[PlanLayout, tuple[Tensor, ...]]:
         if (value := getattr(plan, name)) is not None:
             tensors[name] = value
             fields.append((name, "tensor"))
-    for name in PER_STEP:
+    for name in PER_STEP_FIELDS:
         value = getattr(plan, name)
         if isinstance(value, (list, tuple)):
             tensors[name], how = torch.stack(list(value)), "per_step"

@@ -90,4 +90,3 @@ class Regularizer(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v}" for k, v in self.params.items())
-
