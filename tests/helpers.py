@@ -7,6 +7,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from regbench.models.cells import State
+from regbench.models.layer import RecurrentLayer
 from regbench.models.network import RecurrentNet
 from regbench.models.variants import REGULARIZERS
 from regbench.tasks.base import InputSpec
@@ -43,6 +45,20 @@ def tokens(batch: int = 5, steps: int = 7) -> Tensor:
 def run_layer(model: RecurrentNet, x: Tensor, index: int = 0) -> Tensor:
     """Layer `index` of `model` on time-major x through the custom cell."""
     return model.layers[index](x, None, model.regularizers, index, custom=True)[0]
+
+
+def fused_and_custom(layer: RecurrentLayer, x: Tensor) -> list[tuple[Tensor, State, tuple]]:
+    """`layer` over time-major `x` from a random state (drawn here), through the fused kernel
+    and through the custom cell: (outputs, final state, gradients of Σ out² with respect to
+    x and the layer's parameters) for each, fused first."""
+    parts = 2 if layer.cell == "lstm" else 1
+    state = tuple(torch.randn(x.shape[1], layer.hidden_size) for _ in range(parts))
+    runs = []
+    for path in (layer._fused, lambda *args: layer._custom(*args, [], 0)):
+        out, final = path(x, state, layer.rnn.weight_hh_l0)
+        grads = torch.autograd.grad(out.square().sum(), [x, *layer.parameters()])
+        runs.append((out, final, grads))
+    return runs
 
 
 def batch_norm(v: Tensor, gamma: Tensor, beta: Tensor | None = None, eps: float = 1e-5) -> Tensor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import fused_and_custom
 from regbench.models.cells import StepPlan
 from regbench.models.gemm import MIN_FEATURES
 from regbench.models.layer import RecurrentLayer
@@ -18,11 +19,9 @@ def test_custom_path_matches_fused_kernel_outputs_and_gradients(cell, features):
     torch.manual_seed(0)
     layer = RecurrentLayer(cell, features, 6)
     x = torch.randn(9, 3, features, requires_grad=True)
-    state = tuple(torch.randn(3, 6) for _ in range(2 if cell == "lstm" else 1))
-    fused, fused_state = layer._fused(x, state, layer.rnn.weight_hh_l0)
-    grads_fused = torch.autograd.grad(fused.square().sum(), [x, *layer.parameters()])
-    custom, custom_state = layer._custom(x, state, layer.rnn.weight_hh_l0, [], 0)
-    grads_custom = torch.autograd.grad(custom.square().sum(), [x, *layer.parameters()])
+    (fused, fused_state, grads_fused), (custom, custom_state, grads_custom) = fused_and_custom(
+        layer, x
+    )
     torch.testing.assert_close(custom, fused, atol=1e-6, rtol=1e-5)
     for a, b in zip(custom_state, fused_state, strict=True):
         torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import regbench.models.layer as layer_module
-from helpers import inputs, net
+from helpers import fused_and_custom, inputs, net
 from regbench.models.cells import StepPlan
 from regbench.models.layer import IN_STEP_FEATURES, RecurrentLayer, project_in_step
 
@@ -63,11 +63,7 @@ def test_compiled_steps_that_project_their_inputs_match_the_fused_kernel(
     layer = RecurrentLayer(cell, features, 6)
     layer.step_mode, layer.chunk = "compile", 4
     x = torch.randn(8, 3, features, requires_grad=True)
-    state = tuple(torch.randn(3, 6) for _ in range(2 if cell == "lstm" else 1))
-    fused, _ = layer._fused(x, state, layer.rnn.weight_hh_l0)
-    grads_fused = torch.autograd.grad(fused.square().sum(), [x, *layer.parameters()])
-    custom, _ = layer._custom(x, state, layer.rnn.weight_hh_l0, [], 0)
-    grads_custom = torch.autograd.grad(custom.square().sum(), [x, *layer.parameters()])
+    (fused, _, grads_fused), (custom, _, grads_custom) = fused_and_custom(layer, x)
     torch.testing.assert_close(custom, fused, atol=1e-5, rtol=1e-4)
     for a, b in zip(grads_custom, grads_fused, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)
