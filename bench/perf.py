@@ -10,9 +10,12 @@ CUDA also as compiled CUDA graphs (step mode 'graph', the one 'auto' picks there
 seconds are the first call's time minus a steady iteration, from a cold cache (for 'graph'
 the recording too). Every row runs in a fresh process: in one long process the baseline's own
 speed drifted by up to 2× after some variants had run (allocator and cache state), which no
-pairing cancels. Rows are measured fused first, then 'graph', 'eager' and 'compile', and the
-table is rewritten after every row, so a run cut short keeps what it measured; a row that
-fails or runs past ROW_TIMEOUT_S is listed with its error.
+pairing cancels. Fresh processes differ too (on the 2-vCPU guest a ratio moved by about
+±0.05 from one process to the next), so every row is measured in `--rounds` rounds (default
+3: all rows once, then again), and the table gives the median ratio and its range. A round
+measures fused rows first, then 'graph', 'eager' and 'compile'; the table is rewritten after
+every measurement, so a run cut short keeps what it measured; a row whose rounds all fail or
+run past ROW_TIMEOUT_S is listed with its error (bench/perf_table.py writes the table).
 This is a benchmark, not a test: it writes results/perf/<device>.md and asserts nothing.
 """
 
@@ -27,16 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
-from datetime import date
 from pathlib import Path
 
-TARGETS = {"cpu": {"fused": 0.95, "custom": 0.75}, "cuda": {"fused": 0.95, "custom": 0.5}}
-MAX_COMPILE_S = 30.0
+from regbench.perf_table import Row, combine, device_slug, markdown, summary
+
 ROW_TIMEOUT_S = 300.0
-# The step mode a custom-cell target is judged in (what step mode 'auto' picks for long runs).
-TARGET_MODE = {"cpu": "compile", "cuda": "graph"}
 MODE_ORDER = {"–": 0, "graph": 1, "eager": 2, "compile": 3}  # what to measure first
 
 
@@ -55,20 +55,6 @@ SIZES = {
     "ptb": Size("PTB-small", 20, 200, 35, 0, 10_000, "classify_each"),
     "smnist": Size("sequential MNIST", 64, 128, 784, 1, 0, "classify_last"),
 }
-
-
-@dataclass
-class Row:
-    size: str
-    variant: str
-    path: str
-    mode: str
-    variant_tps: float
-    baseline_tps: float
-    ratio: float
-    compile_s: float
-    iterations: int
-    error: str = ""
 
 
 def _timed(fn: Callable[[], None], device) -> float:
@@ -188,72 +174,6 @@ def variants_to_measure(size: Size, cuda: bool = False) -> list[tuple[str, str]]
     return pairs
 
 
-def device_label(device) -> str:
-    import torch
-
-    from regbench.provenance import _cpu_model
-
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{_cpu_model()}, {torch.get_num_threads()} threads"
-
-
-def device_slug(device) -> str:
-    """'cpu', or 'cuda-' and the GPU's name (results/perf/<device>.md)."""
-    import torch
-
-    if device.type != "cuda":
-        return "cpu"
-    name = torch.cuda.get_device_name(device).lower()
-    return "cuda-" + "-".join("".join(c if c.isalnum() else " " for c in name).split())
-
-
-def markdown(rows: list[Row], device, seconds: float, command: str) -> str:
-    import torch
-
-    kind = "cuda" if device.type == "cuda" else "cpu"
-    target = TARGETS[kind]
-    lines = [
-        f"# Variant speed on {device_label(device)}",
-        "",
-        f"Forward+backward tokens/s against a plain `nn.LSTM` model by `{command}` on "
-        f"{date.today().isoformat()} at commit {_commit()} (torch {torch.__version__}"
-        f"{_precision(device)}). Each row runs in a fresh process in which baseline and "
-        f"variant iterations alternate for about {seconds:g} s; ratio = median baseline time / "
-        f"median variant time, higher is better. Targets here: fused-kernel variants "
-        f"≥ {target['fused']}×; custom-cell variants ≥ {target['custom']}× in step mode "
-        f"'{TARGET_MODE[kind]}' with a cold compile of ≤ {MAX_COMPILE_S:g} s.",
-        "",
-        "| size | variant | path | steps | tokens/s | baseline tokens/s | ratio | target met "
-        "| compile s | iterations |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for r in sorted(rows, key=_table_order()):
-        if r.error:
-            lines.append(f"| {r.size} | {r.variant} | {r.path} | {r.mode} | failed: {r.error} |")
-            continue
-        compiled = r.mode in ("compile", "graph")
-        compile_s = f"{r.compile_s:.1f}" if compiled else "–"
-        lines.append(
-            f"| {r.size} | {r.variant} | {r.path} | {r.mode} | {r.variant_tps:,.0f} | "
-            f"{r.baseline_tps:,.0f} | {r.ratio:.3f} | {_met(r, kind)} | {compile_s} | "
-            f"{r.iterations} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def _met(r: Row, kind: str) -> str:
-    """Whether a row meets its target; custom-cell rows in other modes are labelled."""
-    if r.path == "fused kernel":
-        return "yes" if r.ratio >= TARGETS[kind]["fused"] else "no"
-    if r.mode != TARGET_MODE[kind]:
-        return "(eager fallback)" if r.mode == "eager" else "(no graphs)"
-    met = r.ratio >= TARGETS[kind]["custom"]
-    if r.compile_s > MAX_COMPILE_S:
-        return "no (compile)" if met else "no (both)"
-    return "yes" if met else "no"
-
-
 def _table_order() -> Callable[[Row], tuple[int, int, int]]:
     """A sort key putting rows in size, variant and step-mode order."""
     sizes = [s.name for s in SIZES.values()]
@@ -262,22 +182,12 @@ def _table_order() -> Callable[[Row], tuple[int, int, int]]:
     return lambda r: (sizes.index(r.size), variants.index(r.variant), modes.index(r.mode))
 
 
-def _precision(device) -> str:
-    """On CUDA, whether cuDNN and cuBLAS may use TF32 for float32 (PyTorch's defaults: cuDNN
-    yes, so the nn.LSTM baseline and fused variants; matmuls no, so the custom cells)."""
-    import torch
-
-    if device.type != "cuda":
-        return ""
-    cudnn, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    return f"; TF32 in cuDNN {'on' if cudnn else 'off'}, in matmuls {'on' if matmul else 'off'}"
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="regbench-perf", description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="ptb,smnist", help="comma-separated: ptb, smnist")
     ap.add_argument("--variants", default="", help="comma-separated subset (default: all)")
-    ap.add_argument("--seconds", type=float, default=5.0, help="paired timing per row")
+    ap.add_argument("--seconds", type=float, default=4.0, help="paired timing per row and round")
+    ap.add_argument("--rounds", type=int, default=3, help="fresh-process rounds per row")
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
     ap.add_argument("--out", default="results/perf")
     ap.add_argument("--row", default="", help=argparse.SUPPRESS)  # size:variant:mode, one row
@@ -290,17 +200,34 @@ def main(argv: list[str] | None = None) -> int:
         row = measure(SIZES[key], variant, mode, args.seconds, device)
         print(ROW_PREFIX + json.dumps(asdict(row)))
         return 0
+    if args.rounds < 1:
+        raise SystemExit(f"regbench-perf: --rounds must be at least 1, got {args.rounds}")
     out = Path(args.out) / f"{device_slug(device)}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     command = " ".join(["python -m regbench.perf", *(sys.argv[1:] if argv is None else argv)])
-    rows = []
-    for key, variant, mode in _planned(args, device.type == "cuda"):
-        row = _measure_in_fresh_process(key, variant, mode, args)
-        print(_summary(row), flush=True)
-        rows.append(row)
-        out.write_text(markdown(rows, device, args.seconds, command))
+    with tempfile.TemporaryDirectory(prefix="regbench-perf-") as caches:
+        for rows in _rounds(_planned(args, device.type == "cuda"), args, Path(caches)):
+            text = markdown(rows, device, args.seconds, args.rounds, command, _table_order())
+            out.write_text(text)
     print(f"wrote {out}")
     return 0
+
+
+def _rounds(
+    planned: list[tuple[str, str, str]], args: argparse.Namespace, caches: Path
+) -> Iterator[list[Row]]:
+    """Measure every planned row once per round, all rows before the next round, so drift
+    of the machine spreads over the rows; after each measurement, yield the rows so far,
+    each combined over its rounds. A row's first round compiles from a cold Inductor cache
+    of its own, kept for its later rounds (warm: their compile seconds are not reported)."""
+    measured: dict[tuple[str, str, str], list[Row]] = {}
+    for _ in range(args.rounds):
+        for plan in planned:
+            cache = caches / "-".join(plan).replace("–", "fused")
+            row = _measure_in_fresh_process(*plan, args, cache)
+            print(summary(row), flush=True)
+            measured.setdefault(plan, []).append(row)
+            yield [combine(rounds) for rounds in measured.values()]
 
 
 def _planned(args: argparse.Namespace, cuda: bool) -> list[tuple[str, str, str]]:
@@ -316,51 +243,32 @@ def _planned(args: argparse.Namespace, cuda: bool) -> list[tuple[str, str, str]]
     return sorted(planned, key=lambda p: MODE_ORDER[p[2]])  # stable: sizes keep their order
 
 
-def _summary(row: Row) -> str:
-    if row.error:
-        return f"{row.size:17} {row.variant:18} {row.mode:7} failed: {row.error}"
-    compiled = f", compile {row.compile_s:.1f} s" if row.mode in ("compile", "graph") else ""
-    return (
-        f"{row.size:17} {row.variant:18} {row.mode:7} {row.ratio:5.2f}× "
-        f"({row.variant_tps:,.0f} vs {row.baseline_tps:,.0f} tokens/s){compiled}"
-    )
-
-
 ROW_PREFIX = "regbench-perf-row "
 
 
-def _commit() -> str:
-    from regbench.provenance import code_version
-
-    version = code_version()
-    if version["commit"] is None and os.environ.get("REGBENCH_COMMIT"):  # a copy without git
-        return f"`{os.environ['REGBENCH_COMMIT'][:12]}` (as given by REGBENCH_COMMIT)"
-    commit = (version["commit"] or "unknown")[:12]
-    return f"`{commit}`" + (" with uncommitted changes" if version["dirty"] else "")
-
-
-def _measure_in_fresh_process(key: str, variant: str, mode: str, args: argparse.Namespace) -> Row:
-    """One row, measured by a child process that prints it as JSON; it compiles from an empty
-    Inductor cache of its own (cold compile seconds). A child that fails or runs past
-    ROW_TIMEOUT_S gives a row with the error's last line."""
+def _measure_in_fresh_process(
+    key: str, variant: str, mode: str, args: argparse.Namespace, cache: Path
+) -> Row:
+    """One row, measured by a child process that prints it as JSON, compiling with the
+    Inductor cache `cache` (empty at first: cold compile seconds). A child that fails or runs
+    past ROW_TIMEOUT_S gives a row with the error's last line."""
     command = [sys.executable, "-m", "regbench.perf", "--row", f"{key}:{variant}:{mode}"]
     command += ["--seconds", str(args.seconds), "--device", args.device]
-    with tempfile.TemporaryDirectory(prefix="regbench-perf-") as cache:
-        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
-        child = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            start_new_session=True,  # its compile workers too can be stopped as one group
-        )
-        try:
-            stdout, stderr = child.communicate(timeout=ROW_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.communicate()
-            return _failed(key, variant, mode, f"ran past {ROW_TIMEOUT_S:g} s")
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}
+    child = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,  # its compile workers too can be stopped as one group
+    )
+    try:
+        stdout, stderr = child.communicate(timeout=ROW_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.communicate()
+        return _failed(key, variant, mode, f"ran past {ROW_TIMEOUT_S:g} s")
     lines = [x for x in stdout.splitlines() if x.startswith(ROW_PREFIX)]
     if child.returncode != 0 or not lines:
         sys.stderr.write(f"perf row {key}:{variant}:{mode} failed:\n{stderr[-3000:]}\n")
