@@ -38,25 +38,41 @@ class Norm:
     bias: Tensor | None
     eps: float = 1e-5
     stats: Sequence[Stats] | None = None
-    update: Callable[[Tensor, Tensor, int], None] | None = None
+    update: Callable[[Tensor, Tensor, int | Tensor], None] | None = None
 
 
-def normalize(x: Tensor, norm: Norm, t: int) -> tuple[Tensor, Stats | None]:
-    """The normalized term and, for batch norm in training, the batch statistics used."""
+def normalize(
+    x: Tensor, norm: Norm, t: int, valid: Tensor | None = None
+) -> tuple[Tensor, Stats | None]:
+    """The normalized term and, for batch norm in training, the batch statistics used: over
+    the batch, or over its rows with `valid` (B, 1) 1 (the sequences still running at step t
+    of a padded batch)."""
     if norm.kind == "layer":
         return F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps), None
     if norm.stats is not None:
         mean, var = norm.stats[t]
         used = None
     else:
-        var, mean = torch.var_mean(x, dim=0, unbiased=False)
+        mean, var = batch_moments(x, valid, dims=(0,))
         used = (mean, var)
     y = (x - mean) * torch.rsqrt(var + norm.eps) * norm.weight
     return (y if norm.bias is None else y + norm.bias), used
 
 
+def batch_moments(x: Tensor, valid: Tensor | None, dims: tuple[int, ...]) -> Stats:
+    """Mean and biased variance of `x` over `dims`, counting only the entries where the
+    broadcast 0/1 mask `valid` is 1 (all when None)."""
+    if valid is None:
+        var, mean = torch.var_mean(x, dim=dims, unbiased=False)
+        return mean, var
+    count = valid.sum(dims).clamp_min(1)
+    mean = (x * valid).sum(dims) / count
+    var = ((x - mean) * valid).square().sum(dims) / count
+    return mean, var
+
+
 STEP_NORMS = ("step_input_norm", "hidden_norm", "cell_norm", "sum_norm")
-PER_STEP_FIELDS = ("update_masks", "zone_h", "zone_c")  # a sequence, a tensor or a rate
+PER_STEP_FIELDS = ("update_masks", "zone_h", "zone_c", "valid")  # sequence, tensor or rate
 
 
 @dataclass
@@ -66,7 +82,7 @@ class StepPlan:
     Zoneout fields hold per-step Bernoulli masks in training and the rate itself at eval
     (the expectation); masks in `update_masks` and `hidden_mask` are inverted-dropout masks.
     A per-step field holds a sequence with one tensor per step, or one tensor (or rate) that
-    applies at every step. `input_norm(W_ih x, b_ih)` normalizes the input projection of all
+    applies at every step. `input_norm(W_ih x, b_ih, valid)` normalizes the input projection of all
     steps at once, before the loop, and adds the cell's input bias in the same pass;
     `step_input_norm` normalizes it one step at a time inside the loop instead (per-step batch
     statistics, which then fuse with the step's other work), its shift including b_ih;
@@ -75,7 +91,9 @@ class StepPlan:
     With `input_weight` set, the walk is given the raw inputs x_t (few features) and each step
     computes W_ih x_t (+ `input_bias`) itself, as pointwise work (see `project_in_step`).
     `weight_probes` are the zero probes z_t added to each step's W_hh product, which then
-    uses a detached W_hh (models/weight_grad.py).
+    uses a detached W_hh (models/weight_grad.py). `valid` holds, in a padded batch whose
+    steps batch-normalize, each step's (B, 1) mask of the sequences still running, over which
+    the batch statistics are taken.
     """
 
     cell: str
@@ -89,13 +107,14 @@ class StepPlan:
     zone_h: PerStep | None = None
     zone_c: PerStep | None = None
     compiled: bool = False
-    input_norm: Callable[[Tensor, Tensor], Tensor] | None = None
+    input_norm: Callable[..., Tensor] | None = None
     step_input_norm: Norm | None = None
     hidden_norm: Norm | None = None
     cell_norm: Norm | None = None
     sum_norm: Norm | None = None
     input_weight: Tensor | None = None
     input_bias: Tensor | None = None
+    valid: Sequence[Tensor] | None = None
     owners: dict[str, str] = field(default_factory=dict)
 
     def set(self, name: str, value: object, owner: str) -> None:
@@ -148,7 +167,7 @@ def _normed(x: Tensor, name: str, plan: StepPlan, t: int, used: StepStats) -> Te
     norm = getattr(plan, name)
     if norm is None:
         return x
-    y, stats = normalize(x, norm, t)
+    y, stats = normalize(x, norm, t, at(plan.valid, t))
     if stats is not None:
         used[name] = stats
     return y

@@ -13,7 +13,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from regbench.models.cells import GATES, Norm, State, Stats, StepPlan
+from regbench.models.cells import GATES, STEP_NORMS, Norm, State, Stats, StepPlan
 from regbench.models.gemm import linear
 from regbench.models.graphs import graphable, graphed_walk
 from regbench.models.steps import DEFAULT_CHUNK, StepMode, walk
@@ -49,13 +49,16 @@ class RecurrentLayer(nn.Module):
         regularizers: Sequence[Regularizer],
         index: int,
         custom: bool,
+        lengths: Tensor | None = None,
     ) -> tuple[Tensor, State]:
+        """`lengths` (B,): the valid steps of each sequence in a padded batch (batch
+        statistics then leave the padding out; the steps themselves run over all of x)."""
         w_hh = self.rnn.weight_hh_l0
         for reg in regularizers:
             w_hh = reg.recurrent_weight(w_hh, index)
         if custom:
             state = self.initial_state(x.shape[1], x) if state is None else state
-            return self._custom(x, state, w_hh, regularizers, index)
+            return self._custom(x, state, w_hh, regularizers, index, lengths)
         return self._fused(x, state, w_hh)
 
     def _fused(self, x: Tensor, state: State | None, w_hh: Tensor) -> tuple[Tensor, State]:
@@ -87,14 +90,22 @@ class RecurrentLayer(nn.Module):
         return out, (h.squeeze(0),)
 
     def _custom(
-        self, x: Tensor, state: State, w_hh: Tensor, regularizers: Sequence[Regularizer], index: int
+        self,
+        x: Tensor,
+        state: State,
+        w_hh: Tensor,
+        regularizers: Sequence[Regularizer],
+        index: int,
+        lengths: Tensor | None = None,
     ) -> tuple[Tensor, State]:
         steps, batch, _ = x.shape
         compiled = self.step_mode in ("compile", "graph") and torch.is_grad_enabled()
         plan = StepPlan(self.cell, steps, batch, self.hidden_size, like=x, compiled=compiled)
         for reg in regularizers:
             reg.plan_steps(plan, index)
-        gx, b_hh = self._input_projection(x, plan)
+        valid = _valid_steps(lengths, x) if _batch_statistics(plan) else None
+        plan.valid = None if valid is None else list(valid.unbind(0))
+        gx, b_hh = self._input_projection(x, plan, valid)
         probe = None
         if pays_off(w_hh, batch, compiled):
             probe = RecurrentWeightGrad()
@@ -106,11 +117,14 @@ class RecurrentLayer(nn.Module):
             walked = walk(self.cell, steps_in, state, w_hh, b_hh, plan, self.step_mode, self.chunk)
         if probe is not None:
             probe.record(state[0], walked.outputs, plan.hidden_mask)
+        counts = batch if valid is None else valid.sum((1, 2))
         for name, per_step in walked.stats.items():
-            _update_running_stats(getattr(plan, name), per_step, batch)
+            _update_running_stats(getattr(plan, name), per_step, counts)
         return walked.outputs, walked.state
 
-    def _input_projection(self, x: Tensor, plan: StepPlan) -> tuple[Tensor, Tensor]:
+    def _input_projection(
+        self, x: Tensor, plan: StepPlan, valid: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """W_ih x for all steps (hoisted), with its normalization, and the bias left for
         the step (both biases when a norm over the summed input comes first; b_ih joins the
         shift of a per-step input norm). Inputs with few features on compiled CPU steps are
@@ -123,7 +137,7 @@ class RecurrentLayer(nn.Module):
             shift = bias if norm.bias is None else norm.bias + bias
             plan.step_input_norm, bias = replace(norm, bias=shift), None
         elif plan.input_norm is not None:
-            return plan.input_norm(linear(x, weight), bias), b_hh
+            return plan.input_norm(linear(x, weight), bias, valid), b_hh
         if project_in_step(x, plan):
             plan.input_weight, plan.input_bias = weight, bias
             return x, b_hh
@@ -152,7 +166,23 @@ def project_in_step(x: Tensor, plan: StepPlan) -> bool:
     return small and plan.compiled
 
 
-def _update_running_stats(norm: Norm | None, stats: list[Stats], batch: int) -> None:
+def _batch_statistics(plan: StepPlan) -> bool:
+    """Whether the plan's steps (or its input norm) may take batch statistics."""
+    norms = (getattr(plan, name) for name in STEP_NORMS)
+    per_step = any(n is not None and n.kind == "batch" and n.stats is None for n in norms)
+    return per_step or plan.input_norm is not None
+
+
+def _valid_steps(lengths: Tensor | None, x: Tensor) -> Tensor | None:
+    """(T, B, 1): 1 where step t of sequence b is within its length, in x's dtype; None
+    without lengths."""
+    if lengths is None:
+        return None
+    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    return (steps < lengths.to(x.device)).unsqueeze(-1).to(x.dtype)
+
+
+def _update_running_stats(norm: Norm | None, stats: list[Stats], batch: int | Tensor) -> None:
     """Hand the batch statistics a batch norm used at each step to its running averages."""
     if norm is None or norm.update is None or not stats:
         return

@@ -20,6 +20,7 @@ from regbench.models.cells import GATES, State
 from regbench.models.graphs import forget
 from regbench.models.layer import RecurrentLayer
 from regbench.models.steps import DEFAULT_CHUNK, StepMode
+from regbench.models.variants import check_composition
 from regbench.models.variants.base import LayerDims, Regularizer, Site
 from regbench.tasks.base import InputSpec, OutputKind
 
@@ -47,6 +48,7 @@ class RecurrentNet(nn.Module):
         tie_weights: bool = False,
     ) -> None:
         super().__init__()
+        check_composition([r.key for r in regularizers], cell, spec.tokens)
         self.kind = kind
         self.embedding = None
         if spec.tokens and one_hot:  # a fixed identity: one-hot input vectors
@@ -76,11 +78,14 @@ class RecurrentNet(nn.Module):
         for i, layer in enumerate(self.layers):
             if i > 0:
                 h = self._site(h, "hidden", i - 1)
-            h, s = layer(h, state[i] if state else None, self.regularizers, i, custom)
+            h, s = layer(h, state[i] if state else None, self.regularizers, i, custom, lengths)
             new_state.append(s)
-        top = h if self._reads_every_step else self._last_step(h, lengths)
+        every = self._reads_every_step
+        top = h if every else self._last_step(h, lengths)
         dropped = self._site(top, "output", len(self.layers) - 1)
-        penalty = self._penalty(h, dropped)
+        penalty = self._penalty(h, dropped, lengths)
+        if every and self.kind != "classify_each":  # all steps kept for a penalty only
+            dropped = self._last_step(dropped, lengths)
         return NetOutput(self._head(dropped), penalty, new_state)
 
     @property
@@ -114,8 +119,10 @@ class RecurrentNet(nn.Module):
             h = reg.at_site(h, site, layer)
         return h
 
-    def _penalty(self, raw: Tensor, dropped: Tensor) -> Tensor | None:
-        terms = [t for r in self.regularizers if (t := r.penalty(raw, dropped)) is not None]
+    def _penalty(self, raw: Tensor, dropped: Tensor, lengths: Tensor | None) -> Tensor | None:
+        terms = [
+            t for r in self.regularizers if (t := r.penalty(raw, dropped, lengths)) is not None
+        ]
         if len(terms) < 2:
             return terms[0] if terms else None
         return torch.stack(terms).sum()

@@ -21,9 +21,9 @@ def test_network_passes_the_last_layer_before_and_after_output_dropout():
     reg = model.regularizers[1]
     original = reg.penalty
 
-    def spy(raw, dropped):
+    def spy(raw, dropped, lengths):
         seen["raw"], seen["dropped"] = raw, dropped
-        return original(raw, dropped)
+        return original(raw, dropped, lengths)
 
     reg.penalty = spy
     model(inputs())
@@ -74,3 +74,20 @@ def test_half_precision_sums_do_not_overflow():
     expected = _composed(raw, raw)
     ours = reg.penalty(raw.half(), raw.half())
     assert torch.isfinite(ours) and abs(ours.item() - expected.item()) < 1e-2 * expected.item()
+
+
+def test_padded_batches_penalise_valid_steps_only_and_classify_at_each_last_valid_step():
+    lengths = torch.tensor([7, 4, 2, 7, 1])
+    x = inputs()
+    padded = x.clone()
+    for b, n in enumerate(lengths.tolist()):
+        padded[b, n:] = 100.0  # padding that would dominate any statistic it entered
+    model = net(kind="classify_last", ar_tar={}).train()
+    plain = net(kind="classify_last").train()
+    out = model(padded, lengths)
+    torch.testing.assert_close(out.prediction, plain(padded, lengths).prediction)
+    torch.testing.assert_close(out.penalty, model(x, lengths).penalty)
+    # one sequence alone: its own AR and TAR means
+    one = model(x[1:2, :4]).penalty
+    alone = net(kind="classify_last", ar_tar={}).train()(padded[1:2], lengths[1:2]).penalty
+    torch.testing.assert_close(alone, one)

@@ -94,3 +94,18 @@ def test_zoneout_with_recurrent_bn_trains():
     model(x).prediction.sum().backward()
     model.eval()
     assert torch.isfinite(model(x).prediction).all()
+
+
+@pytest.mark.parametrize(
+    ("cell", "regularizers", "fragment"),
+    [
+        ("rnn", {"recurrent_dropout": {}}, "not defined for cell 'rnn'"),
+        ("gru", {"recurrent_bn": {}}, "not defined for cell 'gru'"),
+        ("lstm", {"embed_dropout": {}}, "needs a task with token inputs"),
+        ("lstm", {"dropout": {}, "locked_dropout": {}}, "cannot be composed"),
+    ],
+)
+def test_the_network_itself_refuses_what_configs_refuse(cell, regularizers, fragment):
+    """Built from Python, not through a config: the same checks, the same errors."""
+    with pytest.raises(ConfigError, match=fragment):
+        net(cell, **regularizers)

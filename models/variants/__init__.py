@@ -7,7 +7,7 @@ that change the same part of the network (their `claims` overlap) cannot be comp
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from regbench.errors import ConfigError, unknown
@@ -69,10 +69,16 @@ def parse_variant(name: str, cell: str, tokens: bool = True, where: str = "") ->
         raise unknown("cell", cell, CELLS, where)
     if len(set(keys)) != len(keys):
         raise ConfigError(f"{prefix}variant {name!r} repeats a regularizer.")
+    check_composition(keys, cell, tokens, prefix)
+    return tuple(keys)
+
+
+def check_composition(keys: Sequence[str], cell: str, tokens: bool, prefix: str = "") -> None:
+    """Raise ConfigError unless every regularizer `keys` names is defined for `cell` (and has
+    token inputs if it needs them) and no two claim the same part of the network."""
     for key in keys:
         _check_defined(key, cell, tokens, prefix)
-    _check_claims(keys, prefix)
-    return tuple(keys)
+    _check_claims(list(keys), prefix)
 
 
 def _check_defined(key: str, cell: str, tokens: bool, prefix: str) -> None:
@@ -119,6 +125,7 @@ __all__ = [
     "LayerDims",
     "Regularizer",
     "build_regularizers",
+    "check_composition",
     "defined_for",
     "parse_variant",
     "variant_names",

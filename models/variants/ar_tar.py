@@ -3,7 +3,8 @@
 AR = α · mean((m ⊙ h_t)²) on the last layer's output after its dropout, and
 TAR = β · mean((h_t − h_{t+1})²) on the last layer's output before dropout — means of
 squares over time, batch and units, as awd-lstm-lm computes them (the paper writes L2).
-Added to the training loss only; defaults α = 2, β = 1.
+Added to the training loss only; defaults α = 2, β = 1. In a padded batch (variable
+lengths) the means run over valid steps only, and TAR over pairs of valid steps.
 
 Both terms are one autograd node: the forward takes the step differences once and two dot
 products; the backward writes each input's gradient in one pass,
@@ -67,16 +68,35 @@ class _ActivationPenalty(torch.autograd.Function):
 
 class ActivationRegularization(Regularizer):
     key = "ar_tar"
-    version = 2  # one fused autograd node (sums in another order: rounding-level change)
+    version = 3  # 2: one fused autograd node; 3: padded batches (valid steps only)
     citation = "Merity et al. 2017, Sec. 4.6"
     claims = ("penalty",)
     defaults = {"alpha": 2.0, "beta": 1.0}
 
-    def penalty(self, outputs: Tensor, dropped: Tensor) -> Tensor | None:
+    def penalty(
+        self, outputs: Tensor, dropped: Tensor, lengths: Tensor | None = None
+    ) -> Tensor | None:
         if not self.training:
             return None
-        alpha = self.params["alpha"]
+        alpha, beta = self.params["alpha"], self.params["beta"]
+        if lengths is not None:
+            return _padded_penalty(outputs, dropped, lengths, alpha, beta)
         if outputs.shape[0] < 2 or outputs.numel() == 0:  # no steps to difference
             return alpha * dropped.pow(2).mean()
         shared = None if dropped is outputs else dropped
-        return _ActivationPenalty.apply(outputs, shared, alpha, self.params["beta"])
+        return _ActivationPenalty.apply(outputs, shared, alpha, beta)
+
+
+def _padded_penalty(
+    outputs: Tensor, dropped: Tensor, lengths: Tensor, alpha: float, beta: float
+) -> Tensor:
+    """AR and TAR of a padded batch, (T, B, H) with valid lengths (B,): the means run over
+    valid steps only, and TAR over pairs of consecutive valid steps, so padding changes
+    nothing (composed from elementwise ops: variable-length batches are short)."""
+    steps = torch.arange(outputs.shape[0], device=outputs.device).unsqueeze(1)
+    valid = (steps < lengths.to(outputs.device)).unsqueeze(-1).to(outputs.dtype)  # (T, B, 1)
+    width = outputs.shape[-1]
+    ar = _square_sum(dropped * valid) / (valid.sum() * width).clamp_min(1)
+    pairs = valid[1:]  # step t+1 valid: t is too
+    tar = _square_sum((outputs[1:] - outputs[:-1]) * pairs) / (pairs.sum() * width).clamp_min(1)
+    return alpha * ar + beta * tar

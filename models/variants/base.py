@@ -84,8 +84,11 @@ class Regularizer(nn.Module):
     def plan_steps(self, plan: StepPlan, layer: int) -> None:
         """Add this regularizer's per-step terms to `plan` (shapes in plan.steps/batch/hidden)."""
 
-    def penalty(self, outputs: Tensor, dropped: Tensor) -> Tensor | None:
-        """A loss term from the last layer's outputs (T, B, H), before and after dropout."""
+    def penalty(
+        self, outputs: Tensor, dropped: Tensor, lengths: Tensor | None = None
+    ) -> Tensor | None:
+        """A loss term from the last layer's outputs (T, B, H), before and after dropout;
+        `lengths` (B,) the valid steps of each sequence in a padded batch."""
         return None
 
     def extra_repr(self) -> str:

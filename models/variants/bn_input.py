@@ -25,7 +25,7 @@ from regbench.models.variants.norms import StepBatchNorm
 
 class InputBatchNorm(Regularizer):
     key = "bn_input"
-    version = 2  # custom-cell products reordered (models/gemm.py, models/weight_grad.py)
+    version = 3  # 2: products reordered (gemm.py); 3: padded batches (valid steps only)
     citation = "Laurent et al. 2016"
     claims = ("input_norm",)
     defaults = {"gamma": 1.0, "statistics": "frame"}

@@ -6,7 +6,10 @@ minibatch statistics of step t are used and folded into running averages for ste
 grows to the longest training sequence seen); at eval the running averages of step t are
 used, and those of T_max for every t ≥ T_max. Per-step normalization runs inside the loop
 (`step_norm`); `normalize_all` instead pools the statistics of all steps, once, before the
-loop (Laurent et al. 2016's sequence-wise normalization), keeping a single running row.
+loop (Laurent et al. 2016's sequence-wise normalization), keeping a single running row. In a
+padded batch (variable lengths) the minibatch statistics of step t are those of the sequences
+still running at t, and the pooled ones those of the valid steps; the running averages count
+the same rows, so what the padding holds changes nothing.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from regbench.models.cells import Norm
+from regbench.models.cells import Norm, batch_moments
 
 
 def _scale_shift(
@@ -29,10 +32,16 @@ def _scale_shift(
 
 
 def _batch_norm(
-    x: Tensor, weight: Tensor, shift: Tensor, eps: float, dims: tuple[int, ...]
+    x: Tensor,
+    weight: Tensor,
+    shift: Tensor,
+    eps: float,
+    dims: tuple[int, ...],
+    valid: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Batch norm of `x` with its own statistics over `dims`: (output, mean, var)."""
-    var, mean = torch.var_mean(x, dim=dims, unbiased=False, keepdim=True)
+    """Batch norm of `x` with its own statistics over `dims` (the entries `valid` marks, if
+    given): (output, mean, var)."""
+    mean, var = batch_moments(x, valid, dims)
     return _scale_shift(x, mean, var, weight, shift, eps), mean, var
 
 
@@ -65,12 +74,19 @@ class StepBatchNorm(nn.Module):
         """T_max: the number of steps with running statistics."""
         return self.running_mean.shape[0]
 
-    def update(self, mean: Tensor, var: Tensor, batch: int) -> None:
-        """Fold (steps, F) minibatch statistics into the running averages of those steps."""
+    def update(self, mean: Tensor, var: Tensor, batch: int | Tensor) -> None:
+        """Fold (steps, F) minibatch statistics into the running averages of those steps;
+        `batch` is the batch size, or in a padded batch (steps,) the number of sequences
+        still running at each step (a step with none keeps its averages)."""
         steps = mean.shape[0]
         self._grow(steps)
-        unbiased = var * batch / max(batch - 1, 1)
-        m = self.momentum
+        m: float | Tensor = self.momentum
+        if isinstance(batch, Tensor):
+            count = batch.to(var).reshape(-1, 1)
+            unbiased = var * count / (count - 1).clamp_min(1)
+            m = self.momentum * (count > 0).to(var)
+        else:
+            unbiased = var * batch / max(batch - 1, 1)
         with torch.no_grad():
             self.running_mean[:steps].lerp_(mean, m)
             self.running_var[:steps].lerp_(unbiased, m)
@@ -91,9 +107,12 @@ class StepBatchNorm(nn.Module):
     def _use_batch_stats(self) -> bool:
         return self.training or self.max_steps == 0
 
-    def normalize_all(self, x: Tensor, shift: Tensor, compiled: bool = False) -> Tensor:
+    def normalize_all(
+        self, x: Tensor, shift: Tensor, valid: Tensor | None = None, compiled: bool = False
+    ) -> Tensor:
         """Normalize a (T, B, F) term with statistics pooled over all steps and the batch
-        (input side, before the loop) and add `shift` (the cell's input bias) in the same pass;
+        (input side, before the loop; in a padded batch over the valid steps, where the
+        (T, B, 1) mask `valid` is 1) and add `shift` (the cell's input bias) in the same pass;
         compiled, the statistics, the normalization and their backward fuse into a few passes
         over the term."""
         if self.bias is not None:
@@ -102,10 +121,11 @@ class StepBatchNorm(nn.Module):
             mean, var = self._running(1)
             return _scale_shift(x, mean, var, self.weight, shift, self.eps)
         norm = _compiled_batch_norm() if compiled else _batch_norm
-        y, mean, var = norm(x, self.weight, shift, self.eps, (0, 1))
+        y, mean, var = norm(x, self.weight, shift, self.eps, (0, 1), valid)
         if self.training:
             pooled = (stat.reshape(1, -1).detach() for stat in (mean, var))
-            self.update(*pooled, x.shape[0] * x.shape[1])
+            count = x.shape[0] * x.shape[1] if valid is None else valid.sum().reshape(1)
+            self.update(*pooled, count)
         return y
 
     def step_norm(self, steps: int) -> Norm:

@@ -9,7 +9,10 @@ statistics in training, running averages at eval. Sequences longer than the long
 sequence (T_max) reuse the statistics of T_max at eval. β_h = β_x = 0 (b models the bias, here
 PyTorch's b_ih + b_hh); β_c is learned; all γ start at 0.1 (Sec. 4–5). W_x x is computed for
 all steps before the loop; its per-step BN runs inside the loop, where a compiled chunk fuses it
-with the step's other pointwise work. Defined for the LSTM, as in the paper.
+with the step's other pointwise work. Defined for the LSTM, as in the paper. Step t counts
+from the start of each forward: with truncated BPTT every window of a long sequence uses the
+statistics of positions 0 … window−1, as when each window is a sequence of its own. Padded
+batches: see norms.py.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from regbench.models.variants.norms import StepBatchNorm
 
 class RecurrentBatchNorm(Regularizer):
     key = "recurrent_bn"
-    version = 2  # custom-cell products reordered (models/gemm.py, models/weight_grad.py)
+    version = 3  # 2: products reordered (gemm.py); 3: padded batches (valid steps only)
     citation = "Cooijmans et al. 2017, Sec. 3, eqs. (6)–(8)"
     cells = ("lstm",)
     claims = ("input_norm", "hidden_norm", "cell_norm")
