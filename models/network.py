@@ -48,7 +48,7 @@ class RecurrentNet(nn.Module):
         tie_weights: bool = False,
     ) -> None:
         super().__init__()
-        check_composition([r.key for r in regularizers], cell, spec.tokens)
+        check_composition([type(r) for r in regularizers], cell, spec.tokens)
         self.kind = kind
         self.embedding = None
         if spec.tokens and one_hot:  # a fixed identity: one-hot input vectors

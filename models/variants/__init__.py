@@ -69,20 +69,30 @@ def parse_variant(name: str, cell: str, tokens: bool = True, where: str = "") ->
         raise unknown("cell", cell, CELLS, where)
     if len(set(keys)) != len(keys):
         raise ConfigError(f"{prefix}variant {name!r} repeats a regularizer.")
-    check_composition(keys, cell, tokens, prefix)
+    check_composition([REGULARIZERS[k] for k in keys], cell, tokens, prefix)
     return tuple(keys)
 
 
-def check_composition(keys: Sequence[str], cell: str, tokens: bool, prefix: str = "") -> None:
-    """Raise ConfigError unless every regularizer `keys` names is defined for `cell` (and has
-    token inputs if it needs them) and no two claim the same part of the network."""
-    for key in keys:
-        _check_defined(key, cell, tokens, prefix)
-    _check_claims(list(keys), prefix)
+def check_composition(
+    classes: Sequence[type[Regularizer]], cell: str, tokens: bool, prefix: str = ""
+) -> None:
+    """Raise ConfigError unless every regularizer class is defined for `cell` (and has token
+    inputs if it needs them) and no two claim the same part of the network."""
+    for cls in classes:
+        _check_defined(cls, cell, tokens, prefix)
+    owner: dict[str, str] = {}
+    for cls in classes:
+        for part in cls.claims:
+            if part in owner:
+                raise ConfigError(
+                    f"{prefix}{cls.key!r} and {owner[part]!r} both change the network's "
+                    f"{part}; they cannot be composed."
+                )
+            owner[part] = cls.key
 
 
-def _check_defined(key: str, cell: str, tokens: bool, prefix: str) -> None:
-    cls = REGULARIZERS[key]
+def _check_defined(cls: type[Regularizer], cell: str, tokens: bool, prefix: str) -> None:
+    key = cls.key
     if cell not in cls.cells:
         valid = [v for v in variant_names() if defined_for(v, cell)]
         raise ConfigError(
@@ -94,18 +104,6 @@ def _check_defined(key: str, cell: str, tokens: bool, prefix: str) -> None:
             f"{prefix}variant {key!r} drops word types from an embedding and needs a task "
             "with token inputs."
         )
-
-
-def _check_claims(keys: list[str], prefix: str) -> None:
-    owner: dict[str, str] = {}
-    for key in keys:
-        for part in REGULARIZERS[key].claims:
-            if part in owner:
-                raise ConfigError(
-                    f"{prefix}{key!r} and {owner[part]!r} both change the network's {part}; "
-                    "they cannot be composed."
-                )
-            owner[part] = key
 
 
 def defined_for(variant: str, cell: str) -> bool:
