@@ -3,6 +3,7 @@ median, and the Markdown table written to results/perf/<device>.md (bench/perf.p
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections.abc import Callable
@@ -113,9 +114,15 @@ def _line(r: Row, kind: str) -> str:
     compile_s = f"{r.compile_s:.1f}" if r.mode in ("compile", "graph") else "–"
     return (
         f"{head} {r.variant_tps:,.0f} | {r.baseline_tps:,.0f} | {r.ratio:.3f} | "
-        f"{r.low:.2f}–{r.high:.2f} | {r.rounds} | {met(r, kind)} | {compile_s} | "
+        f"{_span(r.low, r.high)} | {r.rounds} | {met(r, kind)} | {compile_s} | "
         f"{r.iterations} |"
     )
+
+
+def _span(low: float, high: float) -> str:
+    """The range of a row's ratios to two decimals, rounded outwards (so it holds the
+    three-decimal median)."""
+    return f"{math.floor(low * 100) / 100:.2f}–{math.ceil(high * 100) / 100:.2f}"
 
 
 def summary(r: Row) -> str:

@@ -65,10 +65,11 @@ def batch_moments(x: Tensor, valid: Tensor | None, dims: tuple[int, ...]) -> Sta
     if valid is None:
         var, mean = torch.var_mean(x, dim=dims, unbiased=False)
         return mean, var
-    count = valid.sum(dims).clamp_min(1)
-    mean = (x * valid).sum(dims) / count
-    var = ((x - mean) * valid).square().sum(dims) / count
-    return mean, var
+    keep = valid > 0  # where, not a product: padding holding inf or NaN stays out
+    count = valid.sum(dims, dtype=torch.float32).clamp_min(1)  # float32: half overflows
+    mean = torch.where(keep, x, 0).sum(dims, dtype=torch.float32) / count
+    spread = torch.where(keep, x - mean.to(x.dtype), 0).float().square()
+    return mean.to(x.dtype), (spread.sum(dims) / count).to(x.dtype)
 
 
 STEP_NORMS = ("step_input_norm", "hidden_norm", "cell_norm", "sum_norm")

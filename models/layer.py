@@ -173,13 +173,23 @@ def _batch_statistics(plan: StepPlan) -> bool:
     return per_step or plan.input_norm is not None
 
 
+# Batch statistics need this many sequences at a step; at steps where fewer still run, the
+# whole batch counts (see `_valid_steps`).
+MIN_RUNNING = 2
+
+
 def _valid_steps(lengths: Tensor | None, x: Tensor) -> Tensor | None:
-    """(T, B, 1): 1 where step t of sequence b is within its length, in x's dtype; None
-    without lengths."""
+    """(T, B, 1) in x's dtype: 1 where step t of sequence b is within its length, and 1 for
+    every row at steps where fewer than MIN_RUNNING sequences run. One row's own statistics
+    would normalize it to the shift alone (erasing the term and its gradient), and a padded
+    batch often ends with one sequence; those steps take the whole batch's statistics, the
+    padded rows included (they keep stepping over the padding). None without lengths."""
     if lengths is None:
         return None
     steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
-    return (steps < lengths.to(x.device)).unsqueeze(-1).to(x.dtype)
+    valid = steps < lengths.to(x.device)
+    few = valid.sum(1, keepdim=True) < MIN_RUNNING
+    return (valid | few).unsqueeze(-1).to(x.dtype)
 
 
 def _update_running_stats(norm: Norm | None, stats: list[Stats], batch: int | Tensor) -> None:

@@ -1,6 +1,7 @@
 """Variable-length batches: batch statistics (recurrent BN, BN-input) are taken over the
 sequences still running at each step, so what the padding holds changes no valid output and
-no running average (Laurent et al. 2016 normalize over the valid frames of a padded batch)."""
+no running average (Laurent et al. 2016 normalize over the valid frames of a padded batch);
+at steps where fewer than two run, over the whole batch. AR/TAR count valid steps only."""
 
 from __future__ import annotations
 
@@ -71,3 +72,33 @@ def test_compiled_steps_take_the_same_masked_statistics():
     torch.testing.assert_close(compiled[VALID], eager[VALID], atol=1e-5, rtol=1e-4)
     for name, value in buffers.items():
         torch.testing.assert_close(value, eager_buffers[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_steps_where_one_sequence_runs_take_the_whole_batch():
+    """Lengths [7, 3, 3, 2]: from step 3 on only sequence 0 runs. Its own statistics would
+    normalize every term to the shift alone; the whole batch's keep its input in play."""
+    lengths = torch.tensor([7, 3, 3, 2])
+    x = inputs(batch=4).requires_grad_()
+    model = net(layers=1, kind="classify_last", recurrent_bn={}).train()
+    model(x, lengths).prediction[0].sum().backward()
+    assert x.grad[0, 3:].abs().sum() > 0  # the steps it runs alone still count
+    running = model.regularizers[0].norms[0]["x"].running_var
+    projected = x.detach().transpose(0, 1) @ model.layers[0].rnn.weight_ih_l0.T
+    whole = projected[5].var(0, unbiased=True)  # all four rows, unbiased as running averages
+    torch.testing.assert_close(running[5], 0.9 + 0.1 * whole)
+
+
+def test_half_precision_counts_do_not_overflow():
+    """70,000 valid entries: a float16 count would be inf."""
+    from regbench.models.cells import batch_moments
+    from regbench.models.variants.ar_tar import ActivationRegularization
+
+    x = torch.randn(35, 2000, 8, generator=torch.Generator().manual_seed(3))
+    lengths = torch.full((2000,), 30)
+    valid = (torch.arange(35).unsqueeze(1) < lengths).unsqueeze(-1).float()
+    mean, var = batch_moments(x.half(), valid.half(), dims=(0, 1))
+    expected = batch_moments(x, valid, dims=(0, 1))
+    torch.testing.assert_close((mean.float(), var.float()), expected, atol=2e-3, rtol=2e-3)
+    penalty = ActivationRegularization().train().penalty
+    half = penalty(x.half(), x.half(), lengths)
+    torch.testing.assert_close(half.float(), penalty(x, x, lengths), atol=1e-3, rtol=1e-3)

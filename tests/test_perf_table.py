@@ -61,6 +61,9 @@ def test_rounds_combine_into_the_median_with_its_range_and_the_cold_compile():
     assert (combined.ratio, combined.low, combined.high) == (0.74, 0.70, 0.80)
     assert (combined.rounds, combined.iterations, combined.compile_s) == (3, 30, 25.0)
     assert combined.variant_tps == 740.0 and met(combined, "cpu") == "no"
+    close = combine([row("none", "–", 0.978), row("none", "–", 0.983), row("none", "–", 0.979)])
+    text = markdown([close], torch.device("cpu"), 4.0, 3, "make perf", _table_order())
+    assert "| 0.979 | 0.97–0.99 | 3 |" in text  # rounded outwards: it holds the median
 
 
 def test_failed_rounds_are_left_out_and_a_row_with_none_keeps_its_error():

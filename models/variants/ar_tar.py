@@ -94,9 +94,14 @@ def _padded_penalty(
     valid steps only, and TAR over pairs of consecutive valid steps, so padding changes
     nothing (composed from elementwise ops: variable-length batches are short)."""
     steps = torch.arange(outputs.shape[0], device=outputs.device).unsqueeze(1)
-    valid = (steps < lengths.to(outputs.device)).unsqueeze(-1).to(outputs.dtype)  # (T, B, 1)
-    width = outputs.shape[-1]
-    ar = _square_sum(dropped * valid) / (valid.sum() * width).clamp_min(1)
+    valid = (steps < lengths.to(outputs.device)).unsqueeze(-1)  # (T, B, 1)
     pairs = valid[1:]  # step t+1 valid: t is too
-    tar = _square_sum((outputs[1:] - outputs[:-1]) * pairs) / (pairs.sum() * width).clamp_min(1)
+    width = outputs.shape[-1]
+    ar = _square_sum(torch.where(valid, dropped, 0)) / _entries(valid, width)
+    tar = _square_sum(torch.where(pairs, outputs[1:] - outputs[:-1], 0)) / _entries(pairs, width)
     return alpha * ar + beta * tar
+
+
+def _entries(mask: Tensor, width: int) -> Tensor:
+    """How many entries a (…, 1) mask marks across `width` features, in float32, at least 1."""
+    return (mask.sum(dtype=torch.float32) * width).clamp_min(1)
