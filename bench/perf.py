@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from regbench.perf_table import Row, combine, device_slug, markdown, summary
+from regbench.perf_table import COMPILED_MODES, Row, combine, device_slug, markdown, summary
 
 ROW_TIMEOUT_S = 300.0
 MODE_ORDER = {"–": 0, "graph": 1, "eager": 2, "compile": 3}  # what to measure first
@@ -150,7 +150,7 @@ def measure(size: Size, variant: str, mode: str, seconds: float, device) -> Row:
         variant_tps=tokens / variant_s,
         baseline_tps=tokens / base_s,
         ratio=base_s / variant_s,
-        compile_s=max(first - variant_s, 0.0) if mode in ("compile", "graph") else 0.0,
+        compile_s=max(first - variant_s, 0.0) if mode in COMPILED_MODES else 0.0,
         iterations=n,
     )
 

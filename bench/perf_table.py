@@ -14,6 +14,7 @@ TARGETS = {"cpu": {"fused": 0.95, "custom": 0.75}, "cuda": {"fused": 0.95, "cust
 MAX_COMPILE_S = 30.0
 # The step mode a custom-cell target is judged in (what step mode 'auto' picks for long runs).
 TARGET_MODE = {"cpu": "compile", "cuda": "graph"}
+COMPILED_MODES = ("compile", "graph")  # the step modes whose first call compiles
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _line(r: Row, kind: str) -> str:
     head = f"| {r.size} | {r.variant} | {r.path} | {r.mode} |"
     if r.error:
         return f"{head} failed: {r.error} |"
-    compile_s = f"{r.compile_s:.1f}" if r.mode in ("compile", "graph") else "–"
+    compile_s = f"{r.compile_s:.1f}" if r.mode in COMPILED_MODES else "–"
     return (
         f"{head} {r.variant_tps:,.0f} | {r.baseline_tps:,.0f} | {r.ratio:.3f} | "
         f"{_span(r.low, r.high)} | {r.rounds} | {met(r, kind)} | {compile_s} | "
@@ -129,7 +130,7 @@ def summary(r: Row) -> str:
     """One measured round as a line of progress."""
     if r.error:
         return f"{r.size:17} {r.variant:18} {r.mode:7} failed: {r.error}"
-    compiled = f", compile {r.compile_s:.1f} s" if r.mode in ("compile", "graph") else ""
+    compiled = f", compile {r.compile_s:.1f} s" if r.mode in COMPILED_MODES else ""
     return (
         f"{r.size:17} {r.variant:18} {r.mode:7} {r.ratio:5.2f}× "
         f"({r.variant_tps:,.0f} vs {r.baseline_tps:,.0f} tokens/s){compiled}"

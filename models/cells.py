@@ -45,8 +45,8 @@ def normalize(
     x: Tensor, norm: Norm, t: int, valid: Tensor | None = None
 ) -> tuple[Tensor, Stats | None]:
     """The normalized term and, for batch norm in training, the batch statistics used: over
-    the batch, or over its rows with `valid` (B, 1) 1 (the sequences still running at step t
-    of a padded batch)."""
+    the batch, or over its rows where `valid` (B, 1) is set (the sequences still running at
+    step t of a padded batch)."""
     if norm.kind == "layer":
         return F.layer_norm(x, x.shape[-1:], norm.weight, norm.bias, norm.eps), None
     if norm.stats is not None:
@@ -59,16 +59,22 @@ def normalize(
     return (y if norm.bias is None else y + norm.bias), used
 
 
+def valid_steps(lengths: Tensor, steps: int, device: torch.device) -> Tensor:
+    """(T, B, 1) bool: whether step t of sequence b is within its length `lengths[b]`."""
+    t = torch.arange(steps, device=device).unsqueeze(1)
+    return (t < lengths.to(device)).unsqueeze(-1)
+
+
 def batch_moments(x: Tensor, valid: Tensor | None, dims: tuple[int, ...]) -> Stats:
     """Mean and biased variance of `x` over `dims`, counting only the entries where the
-    broadcast 0/1 mask `valid` is 1 (all when None)."""
+    broadcast bool mask `valid` is set (all when None)."""
     if valid is None:
         var, mean = torch.var_mean(x, dim=dims, unbiased=False)
         return mean, var
-    keep = valid > 0  # where, not a product: padding holding inf or NaN stays out
-    count = valid.sum(dims, dtype=torch.float32).clamp_min(1)  # float32: half overflows
-    mean = torch.where(keep, x, 0).sum(dims, dtype=torch.float32) / count
-    spread = torch.where(keep, x - mean.to(x.dtype), 0).float().square()
+    # where, not a product: padding holding inf or NaN stays out; float32: half overflows
+    count = valid.sum(dims, dtype=torch.float32).clamp_min(1)
+    mean = torch.where(valid, x, 0).sum(dims, dtype=torch.float32) / count
+    spread = torch.where(valid, x - mean.to(x.dtype), 0).float().square()
     return mean.to(x.dtype), (spread.sum(dims) / count).to(x.dtype)
 
 

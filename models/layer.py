@@ -13,7 +13,7 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from regbench.models.cells import GATES, STEP_NORMS, Norm, State, Stats, StepPlan
+from regbench.models.cells import GATES, STEP_NORMS, Norm, State, Stats, StepPlan, valid_steps
 from regbench.models.gemm import linear
 from regbench.models.graphs import graphable, graphed_walk
 from regbench.models.steps import DEFAULT_CHUNK, StepMode, walk
@@ -179,17 +179,15 @@ MIN_RUNNING = 2
 
 
 def _valid_steps(lengths: Tensor | None, x: Tensor) -> Tensor | None:
-    """(T, B, 1) in x's dtype: 1 where step t of sequence b is within its length, and 1 for
-    every row at steps where fewer than MIN_RUNNING sequences run. One row's own statistics
-    would normalize it to the shift alone (erasing the term and its gradient), and a padded
-    batch often ends with one sequence; those steps take the whole batch's statistics, the
-    padded rows included (they keep stepping over the padding). None without lengths."""
+    """(T, B, 1) bool: set where step t of sequence b is within its length, and for every
+    row at steps where fewer than MIN_RUNNING sequences run. One row's own statistics would
+    normalize it to the shift alone (erasing the term and its gradient), and a padded batch
+    often ends with one sequence; those steps take the whole batch's statistics, the padded
+    rows included (they keep stepping over the padding). None without lengths."""
     if lengths is None:
         return None
-    steps = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
-    valid = steps < lengths.to(x.device)
-    few = valid.sum(1, keepdim=True) < MIN_RUNNING
-    return (valid | few).unsqueeze(-1).to(x.dtype)
+    valid = valid_steps(lengths, x.shape[0], x.device)
+    return valid | (valid.sum(1, keepdim=True) < MIN_RUNNING)
 
 
 def _update_running_stats(norm: Norm | None, stats: list[Stats], batch: int | Tensor) -> None:

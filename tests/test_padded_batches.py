@@ -90,13 +90,13 @@ def test_steps_where_one_sequence_runs_take_the_whole_batch():
 
 def test_half_precision_counts_do_not_overflow():
     """70,000 valid entries: a float16 count would be inf."""
-    from regbench.models.cells import batch_moments
+    from regbench.models.cells import batch_moments, valid_steps
     from regbench.models.variants.ar_tar import ActivationRegularization
 
     x = torch.randn(35, 2000, 8, generator=torch.Generator().manual_seed(3))
     lengths = torch.full((2000,), 30)
-    valid = (torch.arange(35).unsqueeze(1) < lengths).unsqueeze(-1).float()
-    mean, var = batch_moments(x.half(), valid.half(), dims=(0, 1))
+    valid = valid_steps(lengths, 35, x.device)
+    mean, var = batch_moments(x.half(), valid, dims=(0, 1))
     expected = batch_moments(x, valid, dims=(0, 1))
     torch.testing.assert_close((mean.float(), var.float()), expected, atol=2e-3, rtol=2e-3)
     penalty = ActivationRegularization().train().penalty

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from regbench.models.cells import valid_steps
 from regbench.models.variants.base import Regularizer
 
 
@@ -93,8 +94,7 @@ def _padded_penalty(
     """AR and TAR of a padded batch, (T, B, H) with valid lengths (B,): the means run over
     valid steps only, and TAR over pairs of consecutive valid steps, so padding changes
     nothing (composed from elementwise ops: variable-length batches are short)."""
-    steps = torch.arange(outputs.shape[0], device=outputs.device).unsqueeze(1)
-    valid = (steps < lengths.to(outputs.device)).unsqueeze(-1)  # (T, B, 1)
+    valid = valid_steps(lengths, outputs.shape[0], outputs.device)
     pairs = valid[1:]  # step t+1 valid: t is too
     width = outputs.shape[-1]
     ar = _square_sum(torch.where(valid, dropped, 0)) / _entries(valid, width)

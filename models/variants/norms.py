@@ -79,15 +79,15 @@ class StepBatchNorm(nn.Module):
 
     def update(self, mean: Tensor, var: Tensor, batch: int | Tensor) -> None:
         """Fold (steps, F) minibatch statistics into the running averages of those steps;
-        `batch` is the batch size, or in a padded batch (steps,) the number of sequences
-        still running at each step (a step with none keeps its averages)."""
+        `batch` is the batch size, or in a padded batch (steps,) the number of rows each
+        step's statistics counted (a tensor: the correction runs in float32, where a half
+        precision count overflows)."""
         steps = mean.shape[0]
         self._grow(steps)
-        m: float | Tensor = self.momentum
+        m = self.momentum
         if isinstance(batch, Tensor):
-            count = batch.to(var).reshape(-1, 1)
-            unbiased = var * count / (count - 1).clamp_min(1)
-            m = self.momentum * (count > 0).to(var)
+            count = batch.reshape(-1, 1).float()
+            unbiased = (var.float() * count / (count - 1).clamp_min(1)).to(var.dtype)
         else:
             unbiased = var * batch / max(batch - 1, 1)
         with torch.no_grad():
@@ -115,9 +115,9 @@ class StepBatchNorm(nn.Module):
     ) -> Tensor:
         """Normalize a (T, B, F) term with statistics pooled over all steps and the batch
         (input side, before the loop; in a padded batch over the valid steps, where the
-        (T, B, 1) mask `valid` is 1) and add `shift` (the cell's input bias) in the same pass;
-        compiled, the statistics, the normalization and their backward fuse into a few passes
-        over the term."""
+        (T, B, 1) bool mask `valid` is set) and add `shift` (the cell's input bias) in the
+        same pass; compiled, the statistics, the normalization and their backward fuse into a
+        few passes over the term."""
         if self.bias is not None:
             shift = self.bias + shift
         if not self._use_batch_stats():
