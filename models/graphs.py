@@ -21,13 +21,23 @@ uses it; a backward through an overwritten replay raises when it reaches the gra
 the layer that saved its outputs have by then run on overwritten values: the error says the
 backward is wrong, it does not undo it). A layer records at most MAX_GRAPHS layouts, and a
 change of step mode drops its graphs.
+
+A CUDA graph destroyed while another is being captured invalidates that capture
+(cudaErrorStreamCaptureInvalidated). `torch.cuda.graph` runs the garbage collector before a
+capture only when `torch.compiler.config.force_cudagraph_gc` is set (off by default in torch
+2.13), so a dead model's graphs, kept in a reference cycle, were destroyed whenever Python's
+cyclic collector ran inside a later capture (seen on an H200 with torch 2.11: a test's capture
+failed once the earlier tests' models had died). Recording therefore collects first and
+pauses the collector until both graphs are captured.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import weakref
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -207,7 +217,8 @@ class _Recorded:
         record: Callable[..., Callable[..., Any]] = torch.cuda.make_graphed_callables,
     ) -> None:
         samples = tuple(a.detach().clone().requires_grad_(a.requires_grad) for a in args)
-        self.graphed = record(fn, samples, allow_unused_input=True)
+        with _collector_paused():
+            self.graphed = record(fn, samples, allow_unused_input=True)
         self.replays = 0
 
     def __call__(self, args: tuple[Tensor, ...]) -> Any:
@@ -226,6 +237,20 @@ class _Recorded:
                 "ran, overwriting the activations it needs; run each training forward's "
                 "backward before the next forward, or use step mode 'compile'"
             )
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Dead objects (and the CUDA graphs they hold) collected now, and none until the block
+    ends: no graph is destroyed during a capture inside it."""
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _own_gradients(

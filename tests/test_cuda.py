@@ -5,6 +5,7 @@ gradients and running statistics. Skipped without CUDA (CI has none); run on a l
 
 from __future__ import annotations
 
+import gc
 import json
 
 import pytest
@@ -119,6 +120,34 @@ def test_a_carried_state_starts_the_next_replay():
 
     for a, b in zip(carried("graph"), carried("eager"), strict=True):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_dead_models_graphs_do_not_break_a_later_capture(monkeypatch):
+    """A dead model's graphs, freed by the cyclic collector inside another model's capture,
+    invalidated it (cudaErrorStreamCaptureInvalidated): recording collects first. Here the
+    collector runs at the start of every capture, after the dead model is left in a cycle."""
+    first = net("lstm", layers=1, hidden=16, zoneout={}).cuda().train()
+    first.set_step_mode("graph", chunk=4)
+    first(batch(5, 0)).prediction.sum().backward()
+    assert recorded_count(first.layers[0]) == 1
+    begin = torch.cuda.CUDAGraph.capture_begin
+
+    def begin_then_collect(self, *args, **kwargs):
+        begin(self, *args, **kwargs)
+        gc.collect()
+
+    monkeypatch.setattr(torch.cuda.CUDAGraph, "capture_begin", begin_then_collect)
+    gc.disable()
+    try:
+        cycle: list = [first]
+        cycle.append(cycle)
+        del first, cycle
+        second = net("lstm", layers=1, hidden=24, zoneout={}).cuda().train()
+        second.set_step_mode("graph", chunk=4)
+        second(batch(5, 1)).prediction.sum().backward()
+    finally:
+        gc.enable()
+    assert recorded_count(second.layers[0]) == 1
 
 
 def test_an_evaluation_forward_with_autograd_is_not_recorded():

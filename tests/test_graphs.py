@@ -4,6 +4,9 @@ recording itself needs CUDA: tests/test_cuda.py."""
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 import pytest
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
@@ -189,6 +192,35 @@ def test_a_backward_through_an_overwritten_replay_raises_and_others_do_not():
     recorded((x2, weight))[0].sum().backward()
     with pytest.raises(RuntimeError, match="replayed again"):
         first.backward()
+
+
+class _Cycle:
+    """A dead object only the cyclic collector frees (as a dead model holding graphs)."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_recording_collects_dead_cycles_first_and_pauses_the_collector():
+    dead = weakref.ref(_Cycle())
+    seen = {}
+
+    def record(fn, samples, allow_unused_input):
+        seen.update(collected=dead() is None, collector_on=gc.isenabled())
+        return fn
+
+    _Recorded(lambda x: (2 * x,), (torch.ones(2),), record)
+    assert seen == {"collected": True, "collector_on": False}
+    assert gc.isenabled()
+
+
+def test_a_failed_recording_turns_the_collector_back_on():
+    def record(fn, samples, allow_unused_input):
+        raise RuntimeError("capture failed")
+
+    with pytest.raises(RuntimeError, match="capture failed"):
+        _Recorded(lambda x: (x,), (torch.ones(2),), record)
+    assert gc.isenabled()
 
 
 def test_evaluation_plans_and_cpu_tensors_are_not_graphable():
