@@ -122,3 +122,21 @@ def test_chunks_recompile_for_a_new_batch_after_other_variants_ran():
     out = model(inputs(batch=3, steps=8)).prediction
     out.sum().backward()
     assert out.shape[0] == 3
+
+
+@pytest.mark.parametrize("carried", [False, True])
+def test_the_first_chunk_reuses_the_later_chunks_graph(carried):
+    """A starting state without grad (zeros, or carried over detached) runs the same compiled
+    graph as the chunks after it, instead of one of its own (a quarter of a cold compile)."""
+    from torch._dynamo.utils import counters
+
+    model = net("lstm", layers=1, hidden=13, zoneout={}).train()  # a size no other test uses
+    model.set_step_mode("compile", chunk=4)
+    state = None
+    if carried:
+        state = [tuple(s.detach() for s in model(inputs(steps=8)).state[0])]
+    before = counters["stats"]["unique_graphs"]
+    out = model(inputs(steps=8), state=state)
+    out.prediction.sum().backward()
+    assert counters["stats"]["unique_graphs"] - before == (0 if carried else 1)
+    assert state is None or not any(s.requires_grad or s.grad is not None for s in state[0])
