@@ -5,6 +5,7 @@ gradients and running statistics. Skipped without CUDA (CI has none); run on a l
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
 
@@ -193,6 +194,46 @@ def test_every_variant_on_cuda_evaluates_as_on_the_cpu_and_trains(variant, cell)
     loss.backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+PADDED_CASES = {
+    "recurrent_bn": {"recurrent_bn": {}},
+    "bn_input per frame": {"bn_input": {"statistics": "frame"}},
+    "bn_input per sequence": {"bn_input": {"statistics": "sequence"}},
+    "ar_tar": {"ar_tar": {}},
+}
+
+
+@pytest.mark.parametrize("mode", ["eager", "graph"])
+@pytest.mark.parametrize("case", PADDED_CASES)
+def test_a_padded_batch_trains_on_cuda_as_on_the_cpu(case, mode):
+    """Batch statistics over the running sequences and AR/TAR over valid steps (the per-step
+    masks stacked into a recorded graph in mode 'graph'), with padding that would show."""
+    lengths = torch.tensor([8, 5, 2, 8, 1])
+    valid = torch.arange(8).unsqueeze(0) < lengths.unsqueeze(1)
+    x = batch(5, 3).cpu()
+    x[~valid] = 100.0
+    model = net("lstm", layers=2, hidden=16, kind="classify_last", **PADDED_CASES[case])
+    on_gpu = copy.deepcopy(model).cuda().train()
+    on_gpu.set_step_mode(mode, chunk=4)
+
+    def step(m, device):
+        out = m.train()(x.to(device), lengths.to(device))
+        loss = out.prediction.square().sum() + (0 if out.penalty is None else out.penalty)
+        loss.backward()
+        return out.prediction.detach().cpu(), {
+            n: p.grad.cpu() for n, p in m.named_parameters() if p.grad is not None
+        }
+
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        expected, expected_grads = step(model, "cpu")
+        got, grads = step(on_gpu, "cuda")
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-4)
+    assert grads.keys() == expected_grads.keys()
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected_grads[name], atol=1e-4, rtol=1e-3, msg=name)
+    for (name, a), b in zip(on_gpu.named_buffers(), model.buffers(), strict=True):
+        torch.testing.assert_close(a.cpu(), b, atol=1e-5, rtol=1e-4, msg=name)
 
 
 @pytest.mark.parametrize("prob", [0.5, 0.25, 0.4, 0.1, 0.05])
