@@ -23,12 +23,14 @@ backward is wrong, it does not undo it). A layer records at most MAX_GRAPHS layo
 change of step mode drops its graphs.
 
 A CUDA graph destroyed while another is being captured invalidates that capture
-(cudaErrorStreamCaptureInvalidated). `torch.cuda.graph` runs the garbage collector before a
-capture only when `torch.compiler.config.force_cudagraph_gc` is set (off by default in torch
-2.13), so a dead model's graphs, kept in a reference cycle, were destroyed whenever Python's
-cyclic collector ran inside a later capture (seen on an H200 with torch 2.11: a test's capture
-failed once the earlier tests' models had died). Recording therefore collects first and
-pauses the collector until both graphs are captured.
+(cudaErrorStreamCaptureInvalidated). `make_graphed_callables` keeps its graphs in the closure
+of an autograd class it defines, and a class always sits in a reference cycle, so recorded
+graphs (a dead model's, or a layer's after `forget`) are freed only by Python's cyclic
+collector, whenever it next runs, and `torch.cuda.graph` collects before a capture only when
+`torch.compiler.config.force_cudagraph_gc` is set (off by default). On an H200 with torch 2.11
+a test's capture failed that way once the earlier tests' models had died. Recording
+therefore collects first and pauses the collector until both graphs are captured (also
+through the warm-up passes, which compile: the cycles they leave wait until it resumes).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from regbench.models.cells import State, Stats, StepPlan, Walk, run_steps
+from regbench.models.cells import STEP_NORMS, State, Stats, StepPlan, Walk, run_steps
 
 StepMode = Literal["eager", "compile", "graph"]
 # 8 steps: at sequential-MNIST size on the 2-core CPU as fast as 16 (variational 0.77× vs
@@ -73,7 +73,8 @@ def walk(
         return run_steps(cell, gx, state, w_hh, b_hh, plan)
     fn = compiled_chunk()
     chunk = chunk_length(len(gx), chunk)
-    state = _tracked(state)
+    if _differentiable(gx[0], w_hh, b_hh, plan):
+        state = _tracked(state)
     outputs: list[Tensor] = []
     stats: dict[str, list[Stats]] = {}
     for start in range(0, len(gx), chunk):
@@ -93,7 +94,18 @@ def _tracked(state: State) -> State:
     requires_grad and would compile a second graph for it. That second graph was 26 % of
     recurrent_bn's cold compile at PTB size (21.5 s → 15.9 s on the 2-core CPU; sequential
     MNIST 24.6 s → 18.0 s). The price is the starting state's gradient: one (B×G)·(G×H)
-    product per layer and training step."""
+    product, and step 0's pointwise terms, per layer and training step. Only for walks that
+    take gradients anyway (`_differentiable`): a frozen layer's output stays without grad."""
     if all(s.requires_grad for s in state):
         return state
     return tuple(s if s.requires_grad else s.detach().requires_grad_() for s in state)
+
+
+def _differentiable(gx: Tensor, w_hh: Tensor, b_hh: Tensor, plan: StepPlan) -> bool:
+    """Whether any of a walk's inputs takes a gradient: its inputs, recurrent weights, or
+    what the plan adds (in-step input weights, W_hh probes, norm gains and shifts)."""
+    norms = [norm for name in STEP_NORMS if (norm := getattr(plan, name)) is not None]
+    probes = list(plan.weight_probes or ())[:1]
+    tensors = [gx, w_hh, b_hh, plan.input_weight, plan.input_bias, plan.hidden_mask, *probes]
+    tensors += [t for norm in norms for t in (norm.weight, norm.bias)]
+    return any(t is not None and t.requires_grad for t in tensors)

@@ -203,14 +203,27 @@ class _Cycle:
 
 def test_recording_collects_dead_cycles_first_and_pauses_the_collector():
     dead = weakref.ref(_Cycle())
+    full_collections = []
     seen = {}
 
+    def on_collection(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2:
+            full_collections.append(info)
+
     def record(fn, samples, allow_unused_input):
-        seen.update(collected=dead() is None, collector_on=gc.isenabled())
+        seen.update(
+            collected=dead() is None,
+            full_collection=bool(full_collections),
+            collector_on=gc.isenabled(),
+        )
         return fn
 
-    _Recorded(lambda x: (2 * x,), (torch.ones(2),), record)
-    assert seen == {"collected": True, "collector_on": False}
+    gc.callbacks.append(on_collection)
+    try:
+        _Recorded(lambda x: (2 * x,), (torch.ones(2),), record)
+    finally:
+        gc.callbacks.remove(on_collection)
+    assert seen == {"collected": True, "full_collection": True, "collector_on": False}
     assert gc.isenabled()
 
 

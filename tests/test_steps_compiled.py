@@ -124,19 +124,30 @@ def test_chunks_recompile_for_a_new_batch_after_other_variants_ran():
     assert out.shape[0] == 3
 
 
-@pytest.mark.parametrize("carried", [False, True])
-def test_the_first_chunk_reuses_the_later_chunks_graph(carried):
+@pytest.mark.parametrize(("carried", "hidden"), [(False, 13), (True, 14)])
+def test_the_first_chunk_reuses_the_later_chunks_graph(carried, hidden):
     """A starting state without grad (zeros, or carried over detached) runs the same compiled
-    graph as the chunks after it, instead of one of its own (a quarter of a cold compile)."""
+    graph as the chunks after it, instead of one of its own (a quarter of a cold compile).
+    Each case uses a hidden size no other test compiles."""
     from torch._dynamo.utils import counters
 
-    model = net("lstm", layers=1, hidden=13, zoneout={}).train()  # a size no other test uses
-    model.set_step_mode("compile", chunk=4)
+    model = net("lstm", layers=1, hidden=hidden, zoneout={}).train()
     state = None
-    if carried:
+    if carried:  # a state from an eager forward: nothing compiled yet
+        model.set_step_mode("eager")
         state = [tuple(s.detach() for s in model(inputs(steps=8)).state[0])]
+    model.set_step_mode("compile", chunk=4)
     before = counters["stats"]["unique_graphs"]
     out = model(inputs(steps=8), state=state)
     out.prediction.sum().backward()
-    assert counters["stats"]["unique_graphs"] - before == (0 if carried else 1)
+    assert counters["stats"]["unique_graphs"] - before == 1
     assert state is None or not any(s.requires_grad or s.grad is not None for s in state[0])
+
+
+def test_a_frozen_layer_stays_without_grad_when_compiled():
+    """No input of the walk takes a gradient, so its starting state is left as it is."""
+    model = net("lstm", layers=1, hidden=6, zoneout={}).train().requires_grad_(False)
+    model.set_step_mode("compile", chunk=4)
+    out = model(inputs(steps=8))
+    assert not out.prediction.requires_grad
+    assert not any(s.requires_grad for s in out.state[0])
