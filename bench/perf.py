@@ -5,17 +5,21 @@ batch 64, hidden 128, T 784, one pixel per step) the baseline is a plain PyTorch
 `nn.LSTM` (cuDNN / oneDNN) with the same embedding and a 10-way head — and each variant is
 regbench's network with that variant at its paper-default rates. Baseline and variant
 iterations alternate, so machine drift hits both; the ratio is median(baseline time) /
-median(variant time). Variants on the custom cell are measured eager and compiled, and on
+median(variant time). A regularized fused-kernel variant's textbook model (the regularizer
+written the common way, bench/perf_textbook.py) takes turns with them, so the table shows what
+the regularizer costs written that way next to regbench's cost; `none` runs on the custom cell
+too, with no regularizer, which is what leaving the fused kernel costs by itself (the reference
+of the custom-cell rows). Variants on the custom cell are measured eager and compiled, and on
 CUDA also as compiled CUDA graphs (step mode 'graph', the one 'auto' picks there); the compile
-seconds are the first call's time minus a steady iteration, from a cold cache (for 'graph'
-the recording too). Every row runs in a fresh process: in one long process the baseline's own
-speed drifted by up to 2× after some variants had run (allocator and cache state), which no
-pairing cancels. Fresh processes differ too (on the 2-vCPU guest a ratio moved by about
-±0.05 from one process to the next), so every row is measured in `--rounds` rounds (default
-3: all rows once, then again), and the table gives the median ratio and its range. A round
-measures fused rows first, then 'graph', 'eager' and 'compile'; the table is rewritten after
-every measurement, so a run cut short keeps what it measured; a row whose rounds all fail or
-run past ROW_TIMEOUT_S is listed with its error (bench/perf_table.py writes the table).
+seconds are the first call's time minus a steady iteration, from a cold cache (for 'graph' the
+recording too). Every row runs in a fresh process: in one long process the baseline's own speed
+drifted by up to 2× after some variants had run (allocator and cache state), which no pairing
+cancels. Fresh processes differ too (on the 2-vCPU guest a ratio moved by about ±0.05 from one
+process to the next), so every row is measured in `--rounds` rounds (default 3: all rows once,
+then again), and the table gives the median ratio and its range. A round measures fused rows
+first, then 'graph', 'eager' and 'compile'; the table is rewritten after every measurement, so
+a run cut short keeps what it measured; a row whose rounds all fail or run past ROW_TIMEOUT_S
+is listed with its error (bench/perf_table.py writes the table).
 This is a benchmark, not a test: it writes results/perf/<device>.md and asserts nothing.
 """
 
@@ -34,7 +38,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from regbench.models.variants.base import Regularizer
 from regbench.perf_table import COMPILED_MODES, Row, combine, device_slug, markdown, summary
+from regbench.perf_textbook import has_textbook, textbook_step
 
 ROW_TIMEOUT_S = 300.0
 MODE_ORDER = {"–": 0, "graph": 1, "eager": 2, "compile": 3}  # what to measure first
@@ -67,22 +73,19 @@ def _timed(fn: Callable[[], None], device) -> float:
     return time.perf_counter() - start
 
 
-def paired(
-    base: Callable[[], None],
-    variant: Callable[[], None],
-    seconds: float,
-    device,
-    min_iterations: int = 5,
-) -> tuple[float, float, int]:
-    """Median seconds per iteration of each, alternating iterations."""
+def alternating(
+    steps: list[Callable[[], None]], seconds: float, device, min_iterations: int = 5
+) -> tuple[list[float], int]:
+    """Median seconds per iteration of each step, taking turns one iteration at a time."""
     for _ in range(2):
-        _timed(base, device), _timed(variant, device)
-    base_t, variant_t = [], []
+        for step in steps:
+            _timed(step, device)
+    times: list[list[float]] = [[] for _ in steps]
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(base_t) < min_iterations:
-        base_t.append(_timed(base, device))
-        variant_t.append(_timed(variant, device))
-    return statistics.median(base_t), statistics.median(variant_t), len(base_t)
+    while time.perf_counter() < deadline or len(times[0]) < min_iterations:
+        for step, taken in zip(steps, times, strict=True):
+            taken.append(_timed(step, device))
+    return [statistics.median(taken) for taken in times], len(times[0])
 
 
 def _baseline(size: Size, device):
@@ -114,6 +117,8 @@ def _network(size: Size, variant: str, mode: str, device):
     torch.manual_seed(0)
     spec = InputSpec(num_outputs=10, features=size.features, vocab_size=size.vocab)
     regs = [REGULARIZERS[k]() for k in RECIPES.get(variant, (variant,))]
+    if not regs and mode != "–":
+        regs = [CustomCellOnly()]
     net = RecurrentNet(spec, size.kind, "lstm", size.hidden, 1, size.hidden, regs).to(device)
     net.train().set_step_mode("eager" if mode == "–" else mode)
 
@@ -126,6 +131,17 @@ def _network(size: Size, variant: str, mode: str, device):
     return net, step
 
 
+class CustomCellOnly(Regularizer):
+    """No regularization, on the custom cell: what leaving the fused kernel costs by itself,
+    the reference for the custom-cell variants' own cost (`make perf` only)."""
+
+    key = "none"
+
+    @property
+    def custom_cell(self) -> bool:
+        return True
+
+
 def _inputs(size: Size, device):
     import torch
 
@@ -135,33 +151,42 @@ def _inputs(size: Size, device):
 
 
 def measure(size: Size, variant: str, mode: str, seconds: float, device) -> Row:
+    """One row: the variant's network, the plain baseline and, for a regularized fused-kernel
+    variant, its textbook model (bench/perf_textbook.py), taking turns in this process."""
     x = _inputs(size, device)
     _, base_step = _baseline(size, device)
-    net, net_step = _network(size, variant, mode, device)
-    custom = any(r.custom_cell for r in net.regularizers)
+    _, net_step = _network(size, variant, mode, device)
+    custom = mode != "–"
     first = _timed(lambda: net_step(x), device)
-    base_s, variant_s, n = paired(lambda: base_step(x), lambda: net_step(x), seconds, device)
+    steps = [lambda: base_step(x), lambda: net_step(x)]
+    if has_textbook(variant):
+        _, textbook = textbook_step(size, variant, device)
+        steps.append(lambda: textbook(x))
+    (base_s, variant_s, *textbook_s), n = alternating(steps, seconds, device)
     tokens = size.batch * size.steps
     return Row(
         size=size.name,
         variant=variant,
         path="custom cell" if custom else "fused kernel",
-        mode=mode if custom else "–",
+        mode=mode,
         variant_tps=tokens / variant_s,
         baseline_tps=tokens / base_s,
         ratio=base_s / variant_s,
         compile_s=max(first - variant_s, 0.0) if mode in COMPILED_MODES else 0.0,
         iterations=n,
+        textbook_ratio=base_s / textbook_s[0] if textbook_s else 0.0,
     )
 
 
 def variants_to_measure(size: Size, cuda: bool = False) -> list[tuple[str, str]]:
     """(variant, step mode) pairs defined for the LSTM and this size's inputs; step mode '–'
-    for fused-kernel variants, and 'graph' for custom cells on CUDA only."""
+    for fused-kernel variants, and 'graph' for custom cells on CUDA only. 'none' is measured
+    on both paths: on the custom cell it is the reference of the custom-cell rows."""
     from regbench.models.variants import RECIPES, REGULARIZERS, defined_for
 
-    pairs = []
-    for name in ["none", *REGULARIZERS, *(r for r in RECIPES if r != "none")]:
+    custom_modes = ["eager", "compile", *(["graph"] if cuda else [])]
+    pairs = [("none", "–"), *(("none", mode) for mode in custom_modes)]
+    for name in [*REGULARIZERS, *(r for r in RECIPES if r != "none")]:
         keys = RECIPES.get(name, (name,))
         if not defined_for(name, "lstm"):
             continue
@@ -170,7 +195,7 @@ def variants_to_measure(size: Size, cuda: bool = False) -> list[tuple[str, str]]
         if not any(REGULARIZERS[k]().train().custom_cell for k in keys):
             pairs.append((name, "–"))
             continue
-        pairs += [(name, "eager"), (name, "compile"), *([(name, "graph")] if cuda else [])]
+        pairs += [(name, mode) for mode in custom_modes]
     return pairs
 
 

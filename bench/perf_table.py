@@ -21,7 +21,8 @@ COMPILED_MODES = ("compile", "graph")  # the step modes whose first call compile
 class Row:
     """One row of the table: a single measurement, or rounds of one combined (`combine`):
     then tokens/s and ratio are medians over the rounds, `low`–`high` the ratios' range,
-    `compile_s` the first round's (cold cache) and `iterations` the sum."""
+    `compile_s` the first round's (cold cache) and `iterations` the sum. `textbook_ratio`
+    is the same ratio for the variant's textbook model, where it has one."""
 
     size: str
     variant: str
@@ -36,6 +37,7 @@ class Row:
     rounds: int = 1
     low: float = 0.0
     high: float = 0.0
+    textbook_ratio: float = 0.0  # the textbook model's (bench/perf_textbook.py); 0: none
 
 
 def combine(measured: list[Row]) -> Row:
@@ -55,13 +57,17 @@ def combine(measured: list[Row]) -> Row:
         rounds=len(done),
         low=min(ratios),
         high=max(ratios),
+        textbook_ratio=statistics.median(r.textbook_ratio for r in done),
     )
 
 
 def met(r: Row, kind: str) -> str:
-    """Whether a row meets its target; custom-cell rows in other modes are labelled."""
+    """Whether a row meets its target; custom-cell rows in other modes, and `none` on the
+    custom cell (the reference of the custom-cell rows), are labelled."""
     if r.path == "fused kernel":
         return "yes" if r.ratio >= TARGETS[kind]["fused"] else "no"
+    if r.variant == "none":
+        return "(reference)"
     if r.mode != TARGET_MODE[kind]:
         return "(eager fallback)" if r.mode == "eager" else "(no graphs)"
     ok = r.ratio >= TARGETS[kind]["custom"]
@@ -91,14 +97,18 @@ def markdown(
         f"{_precision(device)}). Each row is measured in {_rounds(rounds)}, each a fresh "
         f"process in which baseline and variant iterations alternate for about {seconds:g} s; "
         f"ratio = median baseline time / median variant time in a round, higher is better; "
-        f"the table gives the median over the rounds and their range. Compile seconds come "
+        f"the table gives the median over the rounds and their range. A regularized "
+        f"fused-kernel variant's textbook model (the regularizer written the common way, "
+        f"bench/perf_textbook.py) takes turns too: its ratio is what the regularizer costs "
+        f"written that way. `none` on the custom cell, no regularizer, is what leaving the "
+        f"fused kernel costs by itself. Compile seconds come "
         f"from the first round, with a cold Inductor cache. Targets here: fused-kernel "
         f"variants ≥ {target['fused']}×; custom-cell variants ≥ {target['custom']}× in step "
         f"mode '{TARGET_MODE[kind]}' with a cold compile of ≤ {MAX_COMPILE_S:g} s.",
         "",
         "| size | variant | path | steps | tokens/s | baseline tokens/s | ratio | range "
-        "| rounds | target met | compile s | iterations |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| textbook ratio | rounds | target met | compile s | iterations |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     lines += [_line(r, kind) for r in sorted(rows, key=order)]
     return "\n".join(lines) + "\n"
@@ -113,9 +123,10 @@ def _line(r: Row, kind: str) -> str:
     if r.error:
         return f"{head} failed: {r.error} |"
     compile_s = f"{r.compile_s:.1f}" if r.mode in COMPILED_MODES else "–"
+    textbook = f"{r.textbook_ratio:.3f}" if r.textbook_ratio else "–"
     return (
         f"{head} {r.variant_tps:,.0f} | {r.baseline_tps:,.0f} | {r.ratio:.3f} | "
-        f"{_span(r.low, r.high)} | {r.rounds} | {met(r, kind)} | {compile_s} | "
+        f"{_span(r.low, r.high)} | {textbook} | {r.rounds} | {met(r, kind)} | {compile_s} | "
         f"{r.iterations} |"
     )
 
@@ -131,6 +142,7 @@ def summary(r: Row) -> str:
     if r.error:
         return f"{r.size:17} {r.variant:18} {r.mode:7} failed: {r.error}"
     compiled = f", compile {r.compile_s:.1f} s" if r.mode in COMPILED_MODES else ""
+    compiled += f", textbook {r.textbook_ratio:.2f}×" if r.textbook_ratio else ""
     return (
         f"{r.size:17} {r.variant:18} {r.mode:7} {r.ratio:5.2f}× "
         f"({r.variant_tps:,.0f} vs {r.baseline_tps:,.0f} tokens/s){compiled}"

@@ -20,8 +20,11 @@ def test_fused_rows_are_measured_first_then_graphs_on_cuda_only():
     args = argparse.Namespace(sizes="ptb,smnist", variants="none,zoneout,awd")
     cpu = _planned(args, cuda=False)
     cuda = _planned(args, cuda=True)
-    assert [m for *_, m in cpu] == ["–", "–", "–", "eager", "eager", "compile", "compile"]
-    assert [m for *_, m in cuda][:5] == ["–", "–", "–", "graph", "graph"]
+    assert [m for *_, m in cpu] == ["–"] * 3 + ["eager"] * 4 + ["compile"] * 4
+    assert [m for *_, m in cuda][:7] == ["–"] * 3 + ["graph"] * 4
+    assert {(k, v) for k, v, m in cpu if m == "compile"} == {
+        (k, v) for k in ("ptb", "smnist") for v in ("none", "zoneout")
+    }  # none on the custom cell: the custom-cell rows' reference
     assert {(k, v) for k, v, m in cuda if m == "–"} == {
         ("ptb", "none"),
         ("ptb", "awd"),
@@ -36,6 +39,7 @@ def test_custom_rows_are_judged_in_the_step_mode_auto_picks():
     assert met(row("zoneout", "graph", 0.6, 20.0), "cuda") == "yes"
     assert met(row("zoneout", "compile", 0.6, 20.0), "cuda") == "(no graphs)"
     assert met(row("none", "–", 0.94), "cuda") == "no"
+    assert met(row("none", "compile", 0.5, 10.0), "cpu") == "(reference)"
 
 
 def test_the_table_is_in_size_and_variant_order_and_keeps_failed_rows():
@@ -63,7 +67,7 @@ def test_rounds_combine_into_the_median_with_its_range_and_the_cold_compile():
     assert combined.variant_tps == 740.0 and met(combined, "cpu") == "no"
     close = combine([row("none", "–", 0.978), row("none", "–", 0.983), row("none", "–", 0.979)])
     text = markdown([close], torch.device("cpu"), 4.0, 3, "make perf", _table_order())
-    assert "| 0.979 | 0.97–0.99 | 3 |" in text  # rounded outwards: it holds the median
+    assert "| 0.979 | 0.97–0.99 | – | 3 |" in text  # rounded outwards: it holds the median
 
 
 def test_failed_rounds_are_left_out_and_a_row_with_none_keeps_its_error():
@@ -77,11 +81,12 @@ def test_failed_rounds_are_left_out_and_a_row_with_none_keeps_its_error():
 def test_make_perf_measures_every_row_in_each_round_in_fresh_processes(tmp_path):
     from regbench.perf import main
 
-    args = ["--sizes", "ptb", "--variants", "none", "--seconds", "0.2", "--rounds", "2"]
+    args = ["--sizes", "ptb", "--variants", "dropout", "--seconds", "0.2", "--rounds", "2"]
     assert main([*args, "--device", "cpu", "--out", str(tmp_path)]) == 0
     table = (tmp_path / "cpu.md").read_text()
-    line = next(x for x in table.splitlines() if x.startswith("| PTB-small | none"))
+    line = next(x for x in table.splitlines() if x.startswith("| PTB-small | dropout"))
     cells = line.strip("| ").split(" | ")
     low, high = (float(v) for v in cells[7].split("–"))
-    assert cells[8] == "2" and low <= float(cells[6]) <= high
+    assert cells[9] == "2" and low <= float(cells[6]) <= high
+    assert float(cells[8]) > 0  # the textbook model's ratio, measured beside it
     assert "measured in 2 rounds" in table
