@@ -6,20 +6,21 @@ batch 64, hidden 128, T 784, one pixel per step) the baseline is a plain PyTorch
 regbench's network with that variant at its paper-default rates. Baseline and variant
 iterations alternate, so machine drift hits both; the ratio is median(baseline time) /
 median(variant time). A regularized fused-kernel variant's textbook model (the regularizer
-written the common way, bench/perf_textbook.py) takes turns with them, so the table shows what
-the regularizer costs written that way next to regbench's cost; `none` runs on the custom cell
-too, with no regularizer, which is what leaving the fused kernel costs by itself (the reference
-of the custom-cell rows). Variants on the custom cell are measured eager and compiled, and on
-CUDA also as compiled CUDA graphs (step mode 'graph', the one 'auto' picks there); the compile
-seconds are the first call's time minus a steady iteration, from a cold cache (for 'graph' the
-recording too). Every row runs in a fresh process: in one long process the baseline's own speed
-drifted by up to 2× after some variants had run (allocator and cache state), which no pairing
-cancels. Fresh processes differ too (on the 2-vCPU guest a ratio moved by about ±0.05 from one
-process to the next), so every row is measured in `--rounds` rounds (default 3: all rows once,
-then again), and the table gives the median ratio and its range. A round measures fused rows
-first, then 'graph', 'eager' and 'compile'; the table is rewritten after every measurement, so
-a run cut short keeps what it measured; a row whose rounds all fail or run past ROW_TIMEOUT_S
-is listed with its error (bench/perf_table.py writes the table).
+written the common way, bench/perf_textbook.py) is then paired with the baseline the same way,
+so the table shows what the regularizer costs written that way next to regbench's cost; `none`
+runs on the custom cell too, with no regularizer, which is what leaving the fused kernel costs
+by itself (the reference of the custom-cell rows). Variants on the custom cell are measured
+eager and compiled, and on CUDA also as compiled CUDA graphs (step mode 'graph', the one 'auto'
+picks there); the compile seconds are the first call's time minus a steady iteration, from a
+cold cache (for 'graph' the recording too). Every row runs in a fresh process: in one long
+process the baseline's own speed drifted by up to 2× after some variants had run (allocator and
+cache state), which no pairing cancels. Fresh processes differ too (on the 2-vCPU guest a ratio
+moved by about ±0.05 from one process to the next), so every row is measured in `--rounds`
+rounds (default 3: all rows once, then again), and the table gives the median ratio and its
+range. A round measures fused rows first, then 'graph', 'eager' and 'compile'; the table is
+rewritten after every measurement, so a run cut short keeps what it measured; a row whose
+rounds all fail or run past ROW_TIMEOUT_S is listed with its error (bench/perf_table.py writes
+the table).
 This is a benchmark, not a test: it writes results/perf/<device>.md and asserts nothing.
 """
 
@@ -73,19 +74,22 @@ def _timed(fn: Callable[[], None], device) -> float:
     return time.perf_counter() - start
 
 
-def alternating(
-    steps: list[Callable[[], None]], seconds: float, device, min_iterations: int = 5
-) -> tuple[list[float], int]:
-    """Median seconds per iteration of each step, taking turns one iteration at a time."""
+def paired(
+    base: Callable[[], None],
+    other: Callable[[], None],
+    seconds: float,
+    device,
+    min_iterations: int = 5,
+) -> tuple[float, float, int]:
+    """Median seconds per iteration of each, alternating iterations."""
     for _ in range(2):
-        for step in steps:
-            _timed(step, device)
-    times: list[list[float]] = [[] for _ in steps]
+        _timed(base, device), _timed(other, device)
+    base_t, other_t = [], []
     deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline or len(times[0]) < min_iterations:
-        for step, taken in zip(steps, times, strict=True):
-            taken.append(_timed(step, device))
-    return [statistics.median(taken) for taken in times], len(times[0])
+    while time.perf_counter() < deadline or len(base_t) < min_iterations:
+        base_t.append(_timed(base, device))
+        other_t.append(_timed(other, device))
+    return statistics.median(base_t), statistics.median(other_t), len(base_t)
 
 
 def _baseline(size: Size, device):
@@ -151,18 +155,22 @@ def _inputs(size: Size, device):
 
 
 def measure(size: Size, variant: str, mode: str, seconds: float, device) -> Row:
-    """One row: the variant's network, the plain baseline and, for a regularized fused-kernel
-    variant, its textbook model (bench/perf_textbook.py), taking turns in this process."""
+    """One row: the variant's network against the plain baseline, taking turns in this
+    process; then, for a regularized fused-kernel variant, its textbook model
+    (bench/perf_textbook.py) against the baseline the same way. Two pairings, not one
+    three-way turn: an iteration runs slower after a heavier one (its data pushed out of
+    cache), so the baseline following the textbook model would make the variant look faster."""
     x = _inputs(size, device)
     _, base_step = _baseline(size, device)
     _, net_step = _network(size, variant, mode, device)
     custom = mode != "–"
     first = _timed(lambda: net_step(x), device)
-    steps = [lambda: base_step(x), lambda: net_step(x)]
+    base_s, variant_s, n = paired(lambda: base_step(x), lambda: net_step(x), seconds, device)
+    textbook_ratio = 0.0
     if has_textbook(variant):
         _, textbook = textbook_step(size, variant, device)
-        steps.append(lambda: textbook(x))
-    (base_s, variant_s, *textbook_s), n = alternating(steps, seconds, device)
+        base_t, textbook_t, _ = paired(lambda: base_step(x), lambda: textbook(x), seconds, device)
+        textbook_ratio = base_t / textbook_t
     tokens = size.batch * size.steps
     return Row(
         size=size.name,
@@ -174,7 +182,7 @@ def measure(size: Size, variant: str, mode: str, seconds: float, device) -> Row:
         ratio=base_s / variant_s,
         compile_s=max(first - variant_s, 0.0) if mode in COMPILED_MODES else 0.0,
         iterations=n,
-        textbook_ratio=base_s / textbook_s[0] if textbook_s else 0.0,
+        textbook_ratio=textbook_ratio,
     )
 
 

@@ -99,9 +99,9 @@ def markdown(
         f"ratio = median baseline time / median variant time in a round, higher is better; "
         f"the table gives the median over the rounds and their range. A regularized "
         f"fused-kernel variant's textbook model (the regularizer written the common way, "
-        f"bench/perf_textbook.py) takes turns too: its ratio is what the regularizer costs "
-        f"written that way. `none` on the custom cell, no regularizer, is what leaving the "
-        f"fused kernel costs by itself. Compile seconds come "
+        f"bench/perf_textbook.py) is paired with the baseline the same way: its ratio is what "
+        f"the regularizer costs written that way. `none` on the custom cell, no "
+        f"regularizer, is what leaving the fused kernel costs by itself. Compile seconds come "
         f"from the first round, with a cold Inductor cache. Targets here: fused-kernel "
         f"variants ≥ {target['fused']}×; custom-cell variants ≥ {target['custom']}× in step "
         f"mode '{TARGET_MODE[kind]}' with a cold compile of ≤ {MAX_COMPILE_S:g} s.",
