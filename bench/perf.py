@@ -159,7 +159,9 @@ def measure(size: Size, variant: str, mode: str, seconds: float, device) -> Row:
     process; then, for a regularized fused-kernel variant, its textbook model
     (bench/perf_textbook.py) against the baseline the same way. Two pairings, not one
     three-way turn: an iteration runs slower after a heavier one (its data pushed out of
-    cache), so the baseline following the textbook model would make the variant look faster."""
+    cache). In a pairing each side runs after the other, alike for variant and textbook
+    model; in a three-way turn the variant ran after the light baseline and the baseline after
+    the heavy textbook model, which made the variant look up to 0.2 faster."""
     x = _inputs(size, device)
     _, base_step = _baseline(size, device)
     _, net_step = _network(size, variant, mode, device)

@@ -29,20 +29,25 @@ from torch import Tensor, nn
 from regbench.models.variants import RECIPES, REGULARIZERS
 
 SITE_DROPOUTS = ("dropout", "locked_dropout")  # the regularizers acting at the sites
+WRITTEN = {*SITE_DROPOUTS, "embed_dropout", "weight_drop", "ar_tar"}  # those written here
 
 
 def has_textbook(variant: str) -> bool:
-    """Whether `variant` is a regularized fused-kernel variant, which has a textbook model."""
+    """Whether `variant` is regularized and every regularizer of it has a textbook form here
+    (all of them run on the fused kernel)."""
     keys = RECIPES.get(variant, (variant,))
-    return bool(keys) and not any(REGULARIZERS[k]().train().custom_cell for k in keys)
+    return bool(keys) and set(keys) <= WRITTEN
 
 
 def textbook_step(
     size, variant: str, device: torch.device
-) -> tuple[nn.Module, Callable[[Tensor], None]]:
+) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
     """The textbook model of `variant` at `size` (a perf Size), initialised as bench/perf.py's
     baseline, and one forward+backward of it on (B, T) tokens or (B, T, F) features, its loss
-    as the baseline's (plus the AR/TAR penalty where the variant has one)."""
+    as the baseline's (plus the AR/TAR penalty where the variant has one), which it returns
+    detached."""
+    if not has_textbook(variant):
+        raise ValueError(f"no textbook model of {variant!r}; written here: {sorted(WRITTEN)}")
     keys = RECIPES.get(variant, (variant,))
     rates = {k: dict(REGULARIZERS[k].defaults) for k in keys}
     torch.manual_seed(0)
@@ -52,7 +57,7 @@ def textbook_step(
     model = nn.ModuleList([m for m in (embed, rnn, head) if m is not None]).to(device)
     every_step = size.kind == "classify_each" or "ar_tar" in rates
 
-    def step(x: Tensor) -> None:
+    def step(x: Tensor) -> Tensor:
         model.zero_grad(set_to_none=True)
         h = _inputs(x, embed, rates.get("embed_dropout"))
         h = _at_site(h, "input", rates)
@@ -66,6 +71,7 @@ def textbook_step(
             ar = alpha * dropped.pow(2).mean()
             loss = loss + ar + beta * (out[1:] - out[:-1]).pow(2).mean()
         loss.backward()
+        return loss.detach()
 
     return model, step
 
