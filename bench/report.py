@@ -39,7 +39,12 @@ COMPARISON = (
 COST = (
     "Cost, mean per run: training time (sum of epoch times), tokens/s (input time steps "
     "processed per second of training; sequences/s are in results.json), and peak memory "
-    "(torch's peak GPU allocation on a GPU, else the process's peak resident set size)."
+    "(torch's peak GPU allocation on a GPU, else the process's peak resident set size). "
+    "Variants that change the recurrence itself (a mask on h_{t−1} or on the cell update, "
+    "zoneout, normalization inside the step) run on regbench's custom cell instead of the "
+    "fused cuDNN/oneDNN kernel, so their time includes leaving that kernel, which depends "
+    "more on the size and the step mode than on the regularizer; results/perf/README.md "
+    "measures it apart (`none` on the custom cell)."
 )
 STALE = (
     "† stale: the row's config changed since the previous report (a version or a "
