@@ -41,7 +41,7 @@ from pathlib import Path
 
 from regbench.models.variants.base import Regularizer
 from regbench.perf_table import COMPILED_MODES, Row, combine, device_slug, markdown, summary
-from regbench.perf_textbook import has_textbook, textbook_step
+from regbench.perf_textbook import has_textbook, plain_model, textbook_step
 
 ROW_TIMEOUT_S = 300.0
 MODE_ORDER = {"–": 0, "graph": 1, "eager": 2, "compile": 3}  # what to measure first
@@ -93,14 +93,8 @@ def paired(
 
 
 def _baseline(size: Size, device):
-    import torch
-    from torch import nn
-
-    torch.manual_seed(0)
-    embed = nn.Embedding(size.vocab, size.hidden) if size.vocab else nn.Identity()
-    rnn = nn.LSTM(size.features or size.hidden, size.hidden)
-    head = nn.Linear(size.hidden, 10)
-    model = nn.ModuleList([embed, rnn, head]).to(device)
+    model = plain_model(size, device)
+    embed, rnn, head = model
 
     def step(x):
         model.zero_grad(set_to_none=True)

@@ -39,22 +39,30 @@ def has_textbook(variant: str) -> bool:
     return bool(keys) and set(keys) <= WRITTEN
 
 
+def plain_model(size, device: torch.device) -> nn.ModuleList:
+    """The plain model at `size` (a perf Size), seeded so that every build is the same: the
+    embedding (an identity for feature inputs), `nn.LSTM` and a 10-way head. `make perf`'s
+    baseline, and the textbook models' starting point."""
+    torch.manual_seed(0)
+    embed = nn.Embedding(size.vocab, size.hidden) if size.vocab else nn.Identity()
+    rnn = nn.LSTM(size.features or size.hidden, size.hidden)
+    head = nn.Linear(size.hidden, 10)
+    return nn.ModuleList([embed, rnn, head]).to(device)
+
+
 def textbook_step(
     size, variant: str, device: torch.device
 ) -> tuple[nn.Module, Callable[[Tensor], Tensor]]:
-    """The textbook model of `variant` at `size` (a perf Size), initialised as bench/perf.py's
-    baseline, and one forward+backward of it on (B, T) tokens or (B, T, F) features, its loss
+    """The textbook model of `variant` at `size` (a perf Size), the plain model's modules,
+    and one forward+backward of it on (B, T) tokens or (B, T, F) features, its loss
     as the baseline's (plus the AR/TAR penalty where the variant has one), which it returns
     detached."""
     if not has_textbook(variant):
         raise ValueError(f"no textbook model of {variant!r}; written here: {sorted(WRITTEN)}")
     keys = RECIPES.get(variant, (variant,))
     rates = {k: dict(REGULARIZERS[k].defaults) for k in keys}
-    torch.manual_seed(0)
-    embed = nn.Embedding(size.vocab, size.hidden) if size.vocab else None
-    rnn = nn.LSTM(size.features or size.hidden, size.hidden)
-    head = nn.Linear(size.hidden, 10)
-    model = nn.ModuleList([m for m in (embed, rnn, head) if m is not None]).to(device)
+    model = plain_model(size, device)
+    embed, rnn, head = model
     every_step = size.kind == "classify_each" or "ar_tar" in rates
 
     def step(x: Tensor) -> Tensor:
@@ -76,10 +84,10 @@ def textbook_step(
     return model, step
 
 
-def _inputs(x: Tensor, embed: nn.Embedding | None, params: dict | None) -> Tensor:
+def _inputs(x: Tensor, embed: nn.Module, params: dict | None) -> Tensor:
     """Time-major inputs: features as they are, or token embeddings (from a row-masked
     matrix under embedding dropout, one mask per minibatch)."""
-    if embed is None:
+    if not isinstance(embed, nn.Embedding):
         return x.transpose(0, 1)
     weight = embed.weight
     if params is not None:

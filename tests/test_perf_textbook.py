@@ -63,7 +63,7 @@ def _run_seen(variant: str, size: Size) -> tuple[dict[str, torch.Tensor], torch.
     its modules followed by the step's input batch."""
     torch.manual_seed(2)
     model, step = textbook_step(size, variant, CPU)
-    *_, rnn, head = model
+    _, rnn, head = model
     seen: dict[str, torch.Tensor] = {}
 
     def keeper(site: str):
