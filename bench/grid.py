@@ -13,6 +13,9 @@
     sweep:                           # optional axis of override sets, one table row each
       - {train.lr: 0.01}
       - {train.lr: 0.001}
+    undefined: skip                  # optional: leave out the task × cell × variant
+                                     # combinations a paper does not define (recurrent_bn on
+                                     # a GRU, embed_dropout without tokens); default: error
     references:                      # optional published numbers to compare rows with
       - {task: adding, variant: none, value: 0.164, source: "Bai et al. 2018, Table 1",
          tolerance: {range: [0.14, 0.18]}}     # see references.py for every key
@@ -35,7 +38,9 @@ import yaml
 from regbench.config import flatten, resolve
 from regbench.errors import ConfigError, unknown
 from regbench.jobs import Job
+from regbench.models.variants import RECIPES, REGULARIZERS
 from regbench.references import Reference, parse_references
+from regbench.tasks import get_task
 
 BUILTIN = Path(__file__).resolve().parent / "grids"
 KEYS = (
@@ -47,8 +52,10 @@ KEYS = (
     "seeds",
     "overrides",
     "sweep",
+    "undefined",
     "references",
 )
+UNDEFINED = ("error", "skip")
 
 
 @dataclass(frozen=True)
@@ -63,6 +70,7 @@ class Grid:
     overrides: dict[str, Any] = field(default_factory=dict)
     sweep: list[dict[str, Any]] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
+    skip_undefined: bool = False
 
     def file_hash(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
@@ -108,6 +116,7 @@ def load_grid(name_or_path: str | Path) -> Grid:
         seeds=_seeds(raw["seeds"], where),
         overrides=_overrides(raw.get("overrides") or {}, "overrides", where),
         sweep=[_overrides(p, f"sweep[{i}]", where) for i, p in enumerate(raw.get("sweep") or [])],
+        skip_undefined=_undefined(raw.get("undefined", "error"), where) == "skip",
     )
     return _with_references(grid, raw.get("references"), where)
 
@@ -133,6 +142,8 @@ def expand(grid: Grid) -> list[Job]:
     for task, task_overrides in grid.tasks.items():
         for cell, cell_overrides in grid.cells.items():
             for variant in grid.variants:
+                if grid.skip_undefined and not defined(variant, cell, task):
+                    continue
                 for point in grid.sweep or [{}]:
                     for seed in grid.seeds:
                         overrides = {**grid.overrides, **task_overrides, **cell_overrides, **point}
@@ -146,6 +157,37 @@ def expand(grid: Grid) -> list[Job]:
                         seen[job.id] = job.label
                         jobs.append(job)
     return jobs
+
+
+def defined(variant: str, cell: str, task: str) -> bool:
+    """Whether every regularizer of `variant` is defined for `cell` and for the task's inputs
+    (a name that is not a variant counts as defined, so that resolving it names the error)."""
+    tokens = get_task(task).protocol.tokens
+    for part in variant.split("+"):
+        for key in RECIPES.get(part, (part,)):
+            cls = REGULARIZERS.get(key)
+            if cls is not None and (cell not in cls.cells or (cls.needs_tokens and not tokens)):
+                return False
+    return True
+
+
+def left_out(grid: Grid) -> list[tuple[str, str, str]]:
+    """The task × cell × variant combinations `undefined: skip` leaves out of the grid."""
+    if not grid.skip_undefined:
+        return []
+    return [
+        (task, cell, variant)
+        for task in grid.tasks
+        for cell in grid.cells
+        for variant in grid.variants
+        if not defined(variant, cell, task)
+    ]
+
+
+def _undefined(value: Any, where: str) -> str:
+    if value not in UNDEFINED:
+        raise unknown("value for undefined", str(value), UNDEFINED, where)
+    return value
 
 
 def point_label(point: Mapping[str, Any]) -> str:

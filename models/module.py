@@ -80,12 +80,14 @@ class SequenceModel(L.LightningModule):
 
     def training_step(self, batch: Batch, batch_idx: int) -> Tensor:
         out = self(batch, "train")
-        losses = self._losses(out.prediction, batch["y"])
-        loss = losses.mean()
-        if self.config["train"]["loss"] == "sum_steps" and self.kind == "classify_each":
-            loss = loss * batch["y"].shape[1]  # summed over the window, averaged over the batch
+        loss = self._losses(out.prediction, batch["y"]).mean()
         if out.penalty is not None:
             loss = loss + out.penalty
+        if self.config["train"]["loss"] == "sum_steps" and self.kind == "classify_each":
+            # summed over the window, averaged over the batch; a penalty (means over steps,
+            # as in Merity et al.'s code) is scaled alike, so it keeps its weight against the
+            # cross-entropy at any window length
+            loss = loss * batch["y"].shape[1]
         self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(batch["y"]))
         return loss
 

@@ -141,12 +141,14 @@ class RecurrentNet(nn.Module):
             forget(layer)  # recorded CUDA graphs (models/graphs.py) and their memory
 
     def initialize(self, scheme: str, scale: float, forget_bias: float | None) -> None:
-        """'default' keeps PyTorch's init; 'uniform' draws every parameter from U(±scale)
-        (Zaremba et al. 2014); 'orthogonal' makes each gate's block of W_ih and W_hh
-        orthogonal and the recurrent biases 0 (Cooijmans et al. 2017; Wen et al. 2018). A
-        forget-gate bias, if given, is put in b_ih (b_hh's part 0)."""
+        """'default' keeps PyTorch's init; 'uniform' draws every weight and bias of the
+        embedding, the recurrent layers and the head from U(±scale) (Zaremba et al. 2014);
+        'orthogonal' makes each gate's block of W_ih and W_hh orthogonal and the recurrent
+        biases 0 (Cooijmans et al. 2017; Wen et al. 2018). A forget-gate bias, if given, is
+        put in b_ih (b_hh's part 0). Parameters a regularizer owns (normalization gains and
+        shifts) keep their paper initialization under every scheme."""
         if scheme == "uniform":
-            for p in self.parameters():
+            for p in self._own_parameters():
                 nn.init.uniform_(p, -scale, scale)
         elif scheme == "orthogonal":
             for layer in self.layers:
@@ -159,6 +161,11 @@ class RecurrentNet(nn.Module):
             raise ValueError(f"unknown init scheme {scheme!r}")
         if forget_bias is not None:
             self._set_forget_bias(forget_bias)
+
+    def _own_parameters(self) -> list[nn.Parameter]:
+        """The network's parameters without the regularizers' own, in registration order."""
+        owned = {id(p) for p in self.regularizers.parameters()}
+        return [p for p in self.parameters() if id(p) not in owned]
 
     def _set_forget_bias(self, value: float) -> None:
         for layer in self.layers:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from helpers import inputs, net
+from helpers import TOKENS, inputs, net, tokens
 
 
 def test_penalty_is_alpha_ar_plus_beta_tar_as_in_awd_lstm():
@@ -91,3 +91,28 @@ def test_padded_batches_penalise_valid_steps_only_and_classify_at_each_last_vali
     one = model(x[1:2, :4]).penalty
     alone = net(kind="classify_last", ar_tar={}).train()(padded[1:2], lengths[1:2]).penalty
     torch.testing.assert_close(alone, one)
+
+
+def _ptb_model(loss: str):
+    from regbench.config import resolve
+    from regbench.models import SequenceModel
+    from regbench.tasks import get_task
+
+    overrides = {"model.hidden_size": 8, "model.num_layers": 1, "train.loss": loss}
+    config = resolve("ptb_word", "ar_tar", "lstm", 0, overrides)
+    torch.manual_seed(0)
+    return SequenceModel(config, TOKENS, get_task("ptb_word").protocol).train()
+
+
+def test_a_summed_loss_scales_the_penalty_with_the_cross_entropy():
+    """With `sum_steps` the loss is T · (CE + AR + TAR): the penalty keeps its weight against
+    the data term (before the fix, α = 2 acted like 2/T)."""
+    x = tokens(batch=4, steps=20)
+    y = x % TOKENS.num_outputs
+    batch = {"x": x, "y": y}
+    mean_model, sum_model = _ptb_model("mean"), _ptb_model("sum_steps")
+    out = mean_model(batch)
+    ce = torch.nn.functional.cross_entropy(out.prediction.flatten(0, 1), y.flatten())
+    assert out.penalty is not None and out.penalty.item() > 0
+    torch.testing.assert_close(mean_model.training_step(batch, 0), ce + out.penalty)
+    torch.testing.assert_close(sum_model.training_step(batch, 0), 20 * (ce + out.penalty))

@@ -4,7 +4,11 @@ AR = α · mean((m ⊙ h_t)²) on the last layer's output after its dropout, and
 TAR = β · mean((h_t − h_{t+1})²) on the last layer's output before dropout — means of
 squares over time, batch and units, as awd-lstm-lm computes them (the paper writes L2).
 Added to the training loss only; defaults α = 2, β = 1. In a padded batch (variable
-lengths) the means run over valid steps only, and TAR over pairs of valid steps.
+lengths) the means run over valid steps only, and TAR over pairs of valid steps. The penalty
+takes the loss's reduction: with the mean cross-entropy the loss is CE + AR + TAR, as in
+awd-lstm-lm; with `train.loss: sum_steps` (the cross-entropy summed over a window of T steps)
+it is T · (CE + AR + TAR), so α and β weigh the same against the data term at any T
+(models/module.py).
 
 Both terms are one autograd node: the forward takes the step differences once and two dot
 products; the backward writes each input's gradient in one pass,
@@ -69,7 +73,7 @@ class _ActivationPenalty(torch.autograd.Function):
 
 class ActivationRegularization(Regularizer):
     key = "ar_tar"
-    version = 3  # 2: one fused autograd node; 3: padded batches (valid steps only)
+    version = 4  # 2: one fused autograd node; 3: padded batches; 4: scaled with a summed loss
     citation = "Merity et al. 2017, Sec. 4.6"
     claims = ("penalty",)
     defaults = {"alpha": 2.0, "beta": 1.0}

@@ -25,7 +25,7 @@ from regbench.models.variants.norms import StepBatchNorm
 
 class InputBatchNorm(Regularizer):
     key = "bn_input"
-    version = 3  # 2: products reordered (gemm.py); 3: padded batches (valid steps only)
+    version = 4  # 2: products reordered; 3: padded batches; 4: γ kept under uniform init
     citation = "Laurent et al. 2016"
     claims = ("input_norm",)
     defaults = {"gamma": 1.0, "statistics": "frame"}

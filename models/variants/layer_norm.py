@@ -36,7 +36,7 @@ class GainShift(nn.Module):
 
 class LayerNorm(Regularizer):
     key = "layer_norm"
-    version = 2  # custom-cell products reordered (models/gemm.py, models/weight_grad.py)
+    version = 3  # 2: custom-cell products reordered; 3: gains kept under uniform init
     citation = "Ba et al. 2016, Sec. 3.1 eq. (4); supplementary eqs. (20)–(22)"
     claims = ("input_norm", "hidden_norm", "cell_norm", "sum_norm")
 

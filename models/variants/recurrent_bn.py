@@ -28,7 +28,7 @@ from regbench.models.variants.norms import StepBatchNorm
 
 class RecurrentBatchNorm(Regularizer):
     key = "recurrent_bn"
-    version = 3  # 2: products reordered (gemm.py); 3: padded batches (valid steps only)
+    version = 4  # 2: products reordered; 3: padded batches; 4: γ kept under uniform init
     citation = "Cooijmans et al. 2017, Sec. 3, eqs. (6)–(8)"
     cells = ("lstm",)
     claims = ("input_norm", "hidden_norm", "cell_norm")
