@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from regbench.collect import Key, Row
-from regbench.stats import gain_pct, ratio_pct, welch
+from regbench.search import base_point
+from regbench.stats import gain_pct, holm, ratio_pct, welch
 
 BASELINE = "none"
 
@@ -18,6 +19,7 @@ class Comparison:
 
     delta: float  # mean(row) − mean(none), in the metric's units
     p_value: float  # Welch's t-test, two-sided
+    p_holm: float  # p_value adjusted by Holm's method over the rows compared with one none
     gain_pct: float  # improvement over none in % of |mean(none)|; positive is better
     time_overhead_pct: float  # mean train time vs none, in %
 
@@ -31,22 +33,32 @@ def compare(row: Row, base: Row) -> Comparison:
     return Comparison(
         delta=delta,
         p_value=p,
+        p_holm=math.nan,
         gain_pct=gain_pct(_mean(row.test), _mean(base.test), row.direction),
         time_overhead_pct=ratio_pct(_mean(row.train_time_s), _mean(base.train_time_s)),
     )
 
 
 def baseline_key(key: Key) -> Key:
+    """The `none` row of the same task, cell and sweep point (tuned rows: the default one)."""
     task, cell, _, point = key
-    return (task, cell, BASELINE, point)
+    return (task, cell, BASELINE, base_point(point))
 
 
 def comparisons(rows: Sequence[Row]) -> dict[Key, Comparison]:
-    """A comparison for every non-baseline row whose baseline row is in `rows`."""
+    """A comparison for every non-baseline row whose baseline row is in `rows`; the p-values
+    of the rows compared with one baseline are one family for Holm's correction."""
     by_key = {row.key: row for row in rows}
     out = {}
     for row in rows:
         base = by_key.get(baseline_key(row.key))
         if row.variant != BASELINE and base is not None:
             out[row.key] = compare(row, base)
+    families: dict[Key, list[Key]] = {}
+    for key in out:
+        families.setdefault(baseline_key(key), []).append(key)
+    for keys in families.values():
+        adjusted = holm([out[k].p_value for k in keys])
+        for key, p in zip(keys, adjusted, strict=True):
+            out[key] = replace(out[key], p_holm=p)
     return out

@@ -15,6 +15,10 @@ from rich.table import Table
 from regbench.errors import ConfigError
 
 DEFAULT_RUNS = "runs"
+OUT_HELP = (
+    "the grid's results folder (default results/<grid>); the run records in its records/ "
+    "count as finished runs"
+)
 console = Console(highlight=False, soft_wrap=True)
 
 
@@ -26,11 +30,7 @@ def _runtime(args: argparse.Namespace, group: str | None = None) -> Any:
     from regbench.runtime import Runtime
 
     return Runtime(
-        accelerator=args.accelerator,
-        devices=args.devices,
-        threads=args.threads,
         progress=getattr(args, "progress", False),
-        step_mode=args.step_mode,
         data_dir=args.data_dir,
         wandb=args.wandb,
         project=args.project,
@@ -54,6 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from regbench.config import resolve
     from regbench.jobs import Job
     from regbench.launch import check_data, distributed_child, run_job
+    from regbench.runtime import require_gpu
 
     config = resolve(
         args.task, args.variant, args.cell, args.seed, _parse_set(args.set), where="regbench run"
@@ -67,6 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         console.print(f"{job.label} is already done: {run.result}")
         return 0
     runtime = _runtime(args)
+    require_gpu([job], "regbench run")
     check_data([job], runtime, console.print)
     console.print(f"{job.label} → {run.path}")
     outcome = run_job(dict(config), str(run.path), runtime)
@@ -82,68 +84,97 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _grid_jobs(args: argparse.Namespace) -> tuple[Any, list[Any]]:
-    from regbench.grid import expand, load_grid
+def _grid(args: argparse.Namespace) -> tuple[Any, Any, list[Any]]:
+    """The grid, its record store (results/<grid>/records, or --out's) and its known jobs."""
+    from regbench.grid import load_grid
+    from regbench.launch import grid_jobs
+    from regbench.records import store_for
 
     grid = load_grid(args.grid)
-    return grid, expand(grid)
+    store = store_for(_out(args, grid))
+    return grid, store, grid_jobs(grid, _runs_dir(args), store)
+
+
+def _out(args: argparse.Namespace, grid: Any) -> Path:
+    return Path(args.out) if args.out else Path("results") / grid.name
 
 
 def cmd_status(args: argparse.Namespace) -> int:
     from regbench.status import report
 
-    grid, jobs = _grid_jobs(args)
-    report(console, grid.name, jobs, _runs_dir(args), args.verbose, getattr(args, "workers", 1))
+    grid, store, jobs = _grid(args)
+    workers = getattr(args, "workers", 1)
+    report(console, grid.name, jobs, _runs_dir(args), args.verbose, workers, store)
     return 0
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from regbench.launch import launch
+    from regbench.launch import Summary, grid_jobs, job_state
 
     if args.dry_run:
         args.verbose = True
         return cmd_status(args)
-    grid, jobs = _grid_jobs(args)
+    grid, store, jobs = _grid(args)
     runtime = _runtime(args, group=grid.name)
-    if args.launcher == "slurm" or args.slurm_config:
-        summary = _launch_slurm(args, jobs, runtime)
-    else:
-        summary = launch(
-            jobs,
-            _runs_dir(args),
-            runtime,
-            args.retry_failed,
-            console.print,
-            workers=args.workers,
-            jobs_per_gpu=args.jobs_per_gpu,
-            console=console,
-        )
-    if summary.skipped == summary.total:
-        console.print(
-            f"grid {grid.name}: every one of the {summary.total} runs is done; nothing to train."
-        )
+    runs_dir, seen, summaries = _runs_dir(args), set(), []
+    while new := [j for j in jobs if j.id not in seen]:  # rows and search, then tuned rows
+        seen |= {j.id for j in new}
+        summaries.append(_launch_jobs(args, new, runtime, store))
+        jobs = grid_jobs(grid, runs_dir, store)
+    summary = Summary(
+        total=len(seen),
+        skipped=sum(s.skipped for s in summaries),
+        done=[j for s in summaries for j in s.done],
+        failed=[f for s in summaries for f in s.failed],
+        busy=[j for s in summaries for j in s.busy],
+    )
     for job in summary.busy:
         console.print(f"busy {job.label} ({job.id}): another process is running it")
     for job, error in summary.failed:
         console.print(f"[red]failed[/red] {job.label} ({job.id}): {error}")
-    if summary.failed:
+    states = [job_state(j, runs_dir, store) for j in jobs]
+    failed = states.count("failed")
+    if failed:
         console.print(
-            f"{len(summary.failed)} of {summary.total} runs failed; rerun them with "
-            "--retry-failed once fixed."
+            f"grid {grid.name}: {states.count('done')} of {len(jobs)} runs done, {failed} "
+            "failed; fix the cause, then rerun them with --retry-failed."
         )
-    return 0 if summary.ok else 1
+    elif summary.skipped == summary.total:
+        console.print(
+            f"grid {grid.name}: every one of the {summary.total} runs is done; nothing to train."
+        )
+    return 1 if failed or summary.failed else 0
 
 
-def _launch_slurm(args: argparse.Namespace, jobs: list[Any], runtime: Any) -> Any:
+def _launch_jobs(args: argparse.Namespace, jobs: list[Any], runtime: Any, store: Any) -> Any:
+    from regbench.launch import launch
+
+    if args.launcher == "slurm" or args.slurm_config:
+        return _launch_slurm(args, jobs, runtime, store)
+    return launch(
+        jobs,
+        _runs_dir(args),
+        runtime,
+        args.retry_failed,
+        console.print,
+        workers=args.workers,
+        jobs_per_gpu=args.jobs_per_gpu,
+        console=console,
+        store=store,
+    )
+
+
+def _launch_slurm(args: argparse.Namespace, jobs: list[Any], runtime: Any, store: Any) -> Any:
     from regbench.slurm import SlurmOptions, launch_slurm, load_slurm_config
 
-    if args.workers != 1 or args.jobs_per_gpu != 1 or args.devices != 1:
+    if args.workers != 1 or args.jobs_per_gpu != 1:
         raise ConfigError(
-            "--launcher slurm: --workers, --jobs-per-gpu and --devices are the "
-            "local launcher's; SLURM places jobs by the --slurm-config options."
+            "--launcher slurm: --workers and --jobs-per-gpu are the local launcher's; "
+            "SLURM places jobs by the --slurm-config options."
         )
     options = load_slurm_config(args.slurm_config) if args.slurm_config else SlurmOptions()
-    return launch_slurm(jobs, _runs_dir(args), runtime, options, args.retry_failed, console.print)
+    runs_dir = _runs_dir(args)
+    return launch_slurm(jobs, runs_dir, runtime, options, args.retry_failed, console.print, store)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -154,15 +185,14 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from regbench.collect import collect
+    from regbench.grid import expand, load_grid
     from regbench.table import write_report
 
-    grid, jobs = _grid_jobs(args)
-    runs_dir = _runs_dir(args)
-    out = Path(args.out) if args.out else Path("results") / grid.name
-    command = " ".join(["regbench", *sys.argv[1:]])
-    records = collect(jobs, runs_dir)
-    for path in write_report(grid, records, runs_dir, out, command, index=args.index):
+    grid = load_grid(args.grid)
+    out = _out(args, grid)
+    # what decides the report: the grid and the folder (the numbers come from its records)
+    command = " ".join(["regbench", "report", args.grid, *(["--out", args.out] * bool(args.out))])
+    for path in write_report(grid, expand(grid), _runs_dir(args), out, command, args.index):
         console.print(f"wrote {path}")
     return 0
 
@@ -197,25 +227,10 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
         "--runs-dir",
         help=f"where run directories live (env REGBENCH_RUNS; default ./{DEFAULT_RUNS})",
     )
-    p.add_argument("--accelerator", default="cpu", help="cpu, gpu or auto (default cpu)")
-    p.add_argument(
-        "--devices",
-        type=int,
-        default=1,
-        help="devices per run; more than 1 trains one run with DDP (default 1)",
-    )
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     p.add_argument(
         "--data-dir",
         help="local data in the original formats (env REGBENCH_DATA; "
         "default: the Hugging Face hub)",
-    )
-    p.add_argument(
-        "--step-mode",
-        default="auto",
-        choices=("auto", "eager", "compile", "graph"),
-        help="custom cells: compile K-step chunks, also as CUDA graphs on GPU (graph), or "
-        "eager (auto: graph on GPU, compile for long CPU runs)",
     )
     p.add_argument(
         "--wandb",
@@ -252,10 +267,14 @@ def parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         default=1,
-        help="CPU workers, threads divided between them (default 1)",
+        help="CPU workers for the cpu jobs, each job with its config's execution.threads "
+        "(default 1)",
     )
     launch.add_argument(
-        "--jobs-per-gpu", type=int, default=1, help="jobs sharing each visible GPU (default 1)"
+        "--jobs-per-gpu",
+        type=int,
+        default=1,
+        help="cuda jobs sharing each visible GPU (default 1)",
     )
     launch.add_argument(
         "--launcher",
@@ -271,16 +290,17 @@ def parser() -> argparse.ArgumentParser:
     )
     _add_runtime(launch)
     launch.set_defaults(func=cmd_launch)
+    launch.add_argument("--out", help=OUT_HELP)
     for name, func, text in (
         ("status", cmd_status, "count done / running / pending / failed runs and the cost left"),
         ("validate", cmd_status, "check a grid file and list its jobs (launch --dry-run)"),
-        ("report", cmd_report, "write the grid's results tables"),
+        ("report", cmd_report, "write the grid's results tables and run records"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("grid")
         p.add_argument("--runs-dir")
+        p.add_argument("--out", help=OUT_HELP)
         if name == "report":
-            p.add_argument("--out", help="output folder (default results/<grid>)")
             p.add_argument(
                 "--index",
                 action=argparse.BooleanOptionalAction,
@@ -304,9 +324,31 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+# Flags that became part of the job's identity: the config key that replaces each.
+MOVED = {
+    "--threads": "execution.threads",
+    "--accelerator": "execution.device",
+    "--step-mode": "execution.step_mode",
+    "--devices": "execution.devices",
+}
+
+
+def _moved_flag(argv: list[str]) -> None:
+    """A ConfigError for a flag whose setting is now a config key."""
+    for arg in argv:
+        flag = arg.partition("=")[0]
+        if flag in MOVED:
+            key = MOVED[flag]
+            raise ConfigError(
+                f"{flag} is gone: it changes a job's numbers, so it is the config key {key} "
+                f"(a grid's overrides: {{{key}: ...}}, or regbench run --set {key}=...)."
+            )
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        _moved_flag(sys.argv[1:] if argv is None else argv)
+        args = parser().parse_args(argv)
         return args.func(args)
     except ConfigError as err:
         print(f"regbench: error: {err}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Collect a grid's run directories and gather each table row's per-seed values.
+"""Collect a grid's run records and gather each table row's per-seed values.
 
 A row is one task × cell × variant × sweep point. It keeps the raw values of its finished
 seeds (test and validation metric at the selected epoch, cost) and counts its failed runs by
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from regbench.jobs import Job
-from regbench.rundir import RunDir, State, read_json
+from regbench.records import RecordStore, RunRecord
+from regbench.rundir import State
 from regbench.tasks import get_task
 
 Key = tuple[str, str, str, str]  # task, cell, variant, sweep point
@@ -21,28 +21,33 @@ Key = tuple[str, str, str, str]  # task, cell, variant, sweep point
 
 @dataclass(frozen=True)
 class Record:
-    """One job and what its run directory holds; `kind` is a failure's kind."""
+    """One job and its run record (records.py), if it finished or failed; `kind` is a
+    failure's kind."""
 
     job: Job
     state: State
     result: dict[str, Any] | None = None
     error: str | None = None
     kind: str | None = None
+    run: RunRecord | None = None
 
 
-def record(job: Job, runs_dir: Path) -> Record:
-    run = job.run_dir(runs_dir)
-    state = run.state()
-    if state == "done":
-        return Record(job, state, result=read_json(run.result))
-    if state == "failed":
-        failed = read_json(run.failed)
-        return Record(job, state, error=failed["error"], kind=failed.get("kind", "error"))
-    return Record(job, state)
+def record(job: Job, store: RecordStore) -> Record:
+    """The job's record: committed, or made from its run directory (and committed)."""
+    return as_record(job, store.get(job.id))
 
 
-def collect(jobs: Sequence[Job], runs_dir: Path) -> list[Record]:
-    return [record(job, runs_dir) for job in jobs]
+def as_record(job: Job, run: RunRecord | None) -> Record:
+    if run is None:
+        return Record(job, "pending")
+    if run.state == "done":
+        return Record(job, "done", result=run.result, run=run)
+    failure = run.failure or {}
+    return Record(job, "failed", error=failure.get("error"), kind=failure.get("kind"), run=run)
+
+
+def collect(jobs: Sequence[Job], store: RecordStore) -> list[Record]:
+    return [record(job, store) for job in jobs]
 
 
 @dataclass
@@ -148,13 +153,9 @@ def aggregate(records: Iterable[Record]) -> list[Row]:
     return list(rows.values())
 
 
-def row_from_runs(ids: Sequence[str], runs_dir: Path, point: str) -> Row | None:
-    """The row that the run directories `ids` make (an earlier config's runs), or None when
-    none of them is there any more."""
-    records = []
-    for run_id in ids:
-        run = RunDir(Path(runs_dir) / run_id)
-        if run.config.is_file():
-            records.append(record(Job(read_json(run.config), point), runs_dir))
-    rows = aggregate(records)
+def row_from_records(ids: Sequence[str], store: RecordStore, point: str) -> Row | None:
+    """The row that the records `ids` make (an earlier config's runs), or None when none of
+    them is kept."""
+    runs = [run for run_id in ids if (run := store.get(run_id)) is not None]
+    rows = aggregate(as_record(Job(run.config, point), run) for run in runs)
     return rows[0] if len(rows) == 1 else None

@@ -1,9 +1,11 @@
 """A run's resolved config: library defaults ← task protocol ← overrides, checked key by key.
 
 The resolved config is everything a run's result depends on, and nothing else; its hash is
-the job's identity (jobs.py). Overrides are flat dotted keys (`train.lr`, `task.params.T`,
-`regularizers.zoneout.z_c`, `seeds.data`); an unknown key or a wrong type is a ConfigError
-naming the key, before anything runs.
+the job's identity (jobs.py). That includes how it executes (`execution`: CPU threads, device,
+step mode, devices per run), since each changes the numbers. Overrides are flat dotted keys
+(`train.lr`, `task.params.T`, `regularizers.zoneout.z_c`, `seeds.data`,
+`execution.threads`); an unknown key or a wrong type is a ConfigError naming the key, before
+anything runs.
 """
 
 from __future__ import annotations
@@ -95,6 +97,15 @@ TRAIN: dict[str, Field] = {
     "plateau_patience": Field(0, int, minimum=0),
 }
 
+STEP_MODES = ("auto", "eager", "compile", "graph")  # custom cells (models/steps.py)
+EXECUTION: dict[str, Field] = {
+    "threads": Field(1, int, minimum=1),  # torch's intra-op CPU threads
+    "device": Field("cpu", str, ("cpu", "cuda")),
+    # auto: graph on CUDA, compile for long CPU runs (runtime.choose_step_mode)
+    "step_mode": Field("auto", str, STEP_MODES),
+    "devices": Field(1, int, minimum=1),  # more than 1: one run over several devices (DDP)
+}
+
 
 def _fields_from_defaults(
     defaults: Mapping[str, Any], choices: Mapping[str, tuple[str, ...]] | None = None
@@ -129,6 +140,7 @@ def schema(task: str, keys: tuple[str, ...]) -> dict[str, Field]:
     fields |= {f"train.{k}": f for k, f in TRAIN.items()}
     fields |= {f"task.params.{k}": f for k, f in _fields_from_defaults(protocol.params).items()}
     fields |= {f"seeds.{k}": Field(0, int, minimum=0) for k in SEED_NAMES}
+    fields |= {f"execution.{k}": f for k, f in EXECUTION.items()}
     for key in keys:
         reg = _regularizer_fields(key)
         fields |= {f"regularizers.{key}.{k}": f for k, f in reg.items()}
@@ -162,6 +174,7 @@ def resolve(
     flat = {k: f.default for k, f in fields.items()}
     flat |= _prefixed("model", protocol.model) | _prefixed("train", protocol.train)
     flat |= _prefixed("task.params", protocol.params)
+    flat |= _prefixed("execution", protocol.execution)
     for key in keys:
         flat |= _prefixed(f"regularizers.{key}", protocol.regularizers.get(key, {}))
     flat |= {f"seeds.{k}": seed for k in SEED_NAMES} | {"model.cell": cell}

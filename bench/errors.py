@@ -17,3 +17,9 @@ def unknown(what: str, name: str, valid: Iterable[str], where: str = "") -> Conf
     hint = f" Did you mean {close[0]!r}?" if close else ""
     prefix = f"{where}: " if where else ""
     return ConfigError(f"{prefix}unknown {what} {name!r}.{hint} Valid: {', '.join(valid)}.")
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """repr(value), cut to `limit` characters: an error message stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]} …{text[-1]}"

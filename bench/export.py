@@ -34,6 +34,7 @@ def statistics(e: Entry) -> dict[str, Any]:
         "val_std": e.val.std,
         "delta_vs_none": c.delta if c else math.nan,
         "p_welch": c.p_value if c else math.nan,
+        "p_holm": c.p_holm if c else math.nan,
         "gain_vs_none_pct": c.gain_pct if c else math.nan,
         "time_overhead_pct": c.time_overhead_pct if c else math.nan,
         "train_time_s_mean": _mean(r.train_time_s),
@@ -99,6 +100,28 @@ def reproduction_dicts(report: Report) -> list[dict[str, Any]]:
     return out
 
 
+def search_dicts(report: Report) -> dict[str, Any] | None:
+    """The search budget and, per searched row, every point's score and the selected one."""
+    search = report.grid.search
+    if search is None:
+        return None
+    return {
+        "budget": search.budget(),
+        "seeds": list(search.seeds),
+        "selections": [
+            {
+                "task": sel.task,
+                "cell": sel.cell,
+                "variant": sel.variant,
+                "selected": sel.best.label,
+                "selected_overrides": sel.best.overrides,
+                "points": [vars(score) for score in sel.scores],
+            }
+            for sel in report.selections
+        ],
+    }
+
+
 def write_json(report: Report, path: Path) -> Path:
     m = report.manifest
     data = {
@@ -114,6 +137,7 @@ def write_json(report: Report, path: Path) -> Path:
         },
         "rows": [row_dict(e) for e in report.entries],
         "reproduction": reproduction_dicts(report),
+        "search": search_dicts(report),
         "failures": [vars(f) for f in report.failures],
     }
     path.write_text(json.dumps(_json_safe(data), indent=2, allow_nan=False) + "\n")
@@ -123,7 +147,7 @@ def write_json(report: Report, path: Path) -> Path:
 CSV_KEYS = (
     "task", "cell", "variant", "point", "metric", "direction", "numbers_from", "n",
     "test_mean", "test_std", "test_ci95_low", "test_ci95_high", "val_mean", "val_std",
-    "delta_vs_none", "p_welch", "gain_vs_none_pct", "time_overhead_pct", "failed",
+    "delta_vs_none", "p_welch", "p_holm", "gain_vs_none_pct", "time_overhead_pct", "failed",
     *(f"failed_{k}" for k in KINDS), "pending", "stale", "num_parameters", "train_time_s_mean",
     "wall_time_s_mean", "tokens_per_s_mean", "sequences_per_s_mean", "peak_memory_bytes_mean",
     "memory_kind", "run_ids",

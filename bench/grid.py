@@ -13,6 +13,7 @@
     sweep:                           # optional axis of override sets, one table row each
       - {train.lr: 0.01}
       - {train.lr: 0.001}
+    search: {seeds: [0], space: …}   # optional: tuned rows, selected on validation (search.py)
     undefined: skip                  # optional: leave out the task × cell × variant
                                      # combinations a paper does not define (recurrent_bn on
                                      # a GRU, embed_dropout without tokens); default: error
@@ -28,19 +29,21 @@ overrides, sweep point.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from regbench.config import flatten, resolve
-from regbench.errors import ConfigError, unknown
+from regbench.errors import ConfigError, shown, unknown
 from regbench.jobs import Job
 from regbench.models.variants import RECIPES, REGULARIZERS
 from regbench.references import Reference, parse_references
+from regbench.search import SEARCH, Lookup, Search, Selection, parse_search, select
+from regbench.search import point_label as search_label
 from regbench.tasks import get_task
+from regbench.yamlfile import read_yaml
 
 BUILTIN = Path(__file__).resolve().parent / "grids"
 KEYS = (
@@ -53,9 +56,11 @@ KEYS = (
     "overrides",
     "sweep",
     "undefined",
+    "search",
     "references",
 )
 UNDEFINED = ("error", "skip")
+NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,99}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,7 @@ class Grid:
     sweep: list[dict[str, Any]] = field(default_factory=list)
     references: list[Reference] = field(default_factory=list)
     skip_undefined: bool = False
+    search: Search | None = None
 
     def file_hash(self) -> str:
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
@@ -107,7 +113,7 @@ def load_grid(name_or_path: str | Path) -> Grid:
                 f"{where}: missing key {key!r} (a grid needs tasks, variants, seeds)."
             )
     grid = Grid(
-        name=_typed(raw.get("name", path.stem), str, "name", where),
+        name=_name(raw.get("name", path.stem), where),
         path=path,
         description=_typed(raw.get("description", ""), str, "description", where),
         tasks=_named_overrides(raw["tasks"], "tasks", where),
@@ -118,6 +124,10 @@ def load_grid(name_or_path: str | Path) -> Grid:
         sweep=[_overrides(p, f"sweep[{i}]", where) for i, p in enumerate(raw.get("sweep") or [])],
         skip_undefined=_undefined(raw.get("undefined", "error"), where) == "skip",
     )
+    if raw.get("search") is not None:
+        if grid.sweep:
+            raise ConfigError(f"{where}: a grid has a sweep or a search, not both.")
+        grid = replace(grid, search=parse_search(raw["search"], grid.variants, where))
     return _with_references(grid, raw.get("references"), where)
 
 
@@ -135,27 +145,85 @@ def _with_references(grid: Grid, value: Any, where: str) -> Grid:
 
 
 def expand(grid: Grid) -> list[Job]:
-    """All jobs of a grid, in table order; two grid points may not resolve to one config."""
-    jobs: list[Job] = []
-    seen: dict[str, str] = {}
-    where = str(grid.path)
+    """The grid's jobs in table order: every row's seeds, then the search points' jobs (which
+    may be default jobs too: unique() runs each once). Two points of one kind may not
+    resolve to one config."""
+    jobs = _unclashed(_default_jobs(grid), str(grid.path))
+    searched = [
+        job for *_, point_jobs in search_jobs(grid) for seeds in point_jobs for job in seeds
+    ]
+    return jobs + _unclashed(searched, str(grid.path))
+
+
+def _rows(grid: Grid) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """Each task × cell × variant of the grid, with its overrides (grid, task, cell)."""
     for task, task_overrides in grid.tasks.items():
         for cell, cell_overrides in grid.cells.items():
             for variant in grid.variants:
                 if grid.skip_undefined and not defined(variant, cell, task):
                     continue
-                for point in grid.sweep or [{}]:
-                    for seed in grid.seeds:
-                        overrides = {**grid.overrides, **task_overrides, **cell_overrides, **point}
-                        config = resolve(task, variant, cell, seed, overrides, where)
-                        job = Job(config, point_label(point))
-                        if job.id in seen:
-                            raise ConfigError(
-                                f"{where}: {job.label} and {seen[job.id]} resolve to the same "
-                                "config; remove the duplicate or make the override apply."
-                            )
-                        seen[job.id] = job.label
-                        jobs.append(job)
+                yield task, cell, variant, {**grid.overrides, **task_overrides, **cell_overrides}
+
+
+def _job(grid: Grid, row: tuple, point: Mapping[str, Any], seed: int, label: str) -> Job:
+    task, cell, variant, overrides = row
+    config = resolve(task, variant, cell, seed, {**overrides, **point}, str(grid.path))
+    return Job(config, label)
+
+
+def _default_jobs(grid: Grid) -> list[Job]:
+    return [
+        _job(grid, row, point, seed, point_label(point))
+        for row in _rows(grid)
+        for point in grid.sweep or [{}]
+        for seed in grid.seeds
+    ]
+
+
+def search_jobs(grid: Grid) -> Iterator[tuple[str, str, str, list[dict], list[list[Job]]]]:
+    """Per searched task × cell × variant: its points and, per point, its search seeds' jobs."""
+    if grid.search is None:
+        return
+    for row in _rows(grid):
+        task, cell, variant, _ = row
+        points = grid.search.space.get(variant)
+        if points is None:
+            continue
+        jobs = [
+            [_job(grid, row, p, seed, SEARCH + search_label(p)) for seed in grid.search.seeds]
+            for p in points
+        ]
+        yield task, cell, variant, points, jobs
+
+
+def expand_tuned(grid: Grid, lookup: Lookup) -> tuple[list[Selection], list[Job]]:
+    """The selections made so far (search.py) and the tuned rows' jobs: each selected point
+    with the grid's seeds. A variant whose search is unfinished has none yet."""
+    selections, jobs = [], []
+    for task, cell, variant, points, point_jobs in search_jobs(grid):
+        chosen = select(task, cell, variant, point_jobs, points, lookup)
+        if chosen is None:
+            continue
+        selections.append(chosen)
+        row = next(r for r in _rows(grid) if r[:3] == (task, cell, variant))
+        jobs += [_job(grid, row, chosen.best.overrides, s, chosen.row_point) for s in grid.seeds]
+    return selections, jobs
+
+
+def unique(jobs: Sequence[Job]) -> list[Job]:
+    """One job per id, in order (a search point may also be a default row's job)."""
+    return list({job.id: job for job in reversed(jobs)}.values())[::-1]
+
+
+def _unclashed(jobs: list[Job], where: str) -> list[Job]:
+    seen: dict[str, str] = {}
+    for job in jobs:
+        if job.id in seen:
+            raise ConfigError(
+                f"{where}: {job.label} and {seen[job.id]} resolve to the same "
+                "config; remove the duplicate or make the override apply."
+            )
+        seen[job.id] = job.label
     return jobs
 
 
@@ -195,38 +263,43 @@ def point_label(point: Mapping[str, Any]) -> str:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(f"{path}{line}: invalid YAML: {problem}.") from None
+    raw = read_yaml(path)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a grid file must be a YAML mapping of {', '.join(KEYS)}.")
     return raw
 
 
+def _name(value: Any, where: str) -> str:
+    """The grid's name: it names results/<name>/, so a plain file name."""
+    name = _typed(value, str, "name", where)
+    if not NAME.fullmatch(name):
+        raise ConfigError(
+            f"{where}: name {shown(name)} must be letters, digits, '_', '-' or '.', not "
+            "starting with '.' (it names the folder results/<name>/)."
+        )
+    return name
+
+
 def _typed(value: Any, kind: type, key: str, where: str) -> Any:
     if not isinstance(value, kind):
-        raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {value!r}.")
+        raise ConfigError(f"{where}: {key} must be a {kind.__name__}, got {shown(value)}.")
     return value
 
 
 def _list_of(value: Any, kind: type, key: str, where: str) -> list:
     if not isinstance(value, list) or not value or not all(isinstance(v, kind) for v in value):
         raise ConfigError(
-            f"{where}: {key} must be a non-empty list of {kind.__name__}s, got {value!r}."
+            f"{where}: {key} must be a non-empty list of {kind.__name__}s, got {shown(value)}."
         )
     if len(set(value)) != len(value):
-        raise ConfigError(f"{where}: {key} lists a value twice: {value!r}.")
+        raise ConfigError(f"{where}: {key} lists a value twice: {shown(value)}.")
     return value
 
 
 def _seeds(value: Any, where: str) -> list[int]:
     seeds = _list_of(value, int, "seeds", where)
     if any(isinstance(s, bool) or s < 0 for s in seeds):
-        raise ConfigError(f"{where}: seeds must be non-negative integers, got {value!r}.")
+        raise ConfigError(f"{where}: seeds must be non-negative integers, got {shown(value)}.")
     return seeds
 
 
@@ -237,7 +310,7 @@ def _named_overrides(value: Any, key: str, where: str) -> dict[str, dict[str, An
     if not isinstance(value, dict) or not value:
         raise ConfigError(
             f"{where}: {key} must be a list of names or a mapping of name to "
-            f"overrides, got {value!r}."
+            f"overrides, got {shown(value)}."
         )
     return {str(name): _overrides(o or {}, f"{key}.{name}", where) for name, o in value.items()}
 
@@ -245,6 +318,6 @@ def _named_overrides(value: Any, key: str, where: str) -> dict[str, dict[str, An
 def _overrides(value: Any, key: str, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(
-            f"{where}: {key} must be a mapping of config keys to values, got {value!r}."
+            f"{where}: {key} must be a mapping of config keys to values, got {shown(value)}."
         )
     return flatten(value)

@@ -12,7 +12,14 @@ from regbench import markdown
 from regbench import report as text
 from regbench.plots import Plot
 from regbench.report import Report
-from regbench.tables import Table, cost_table, reproduction_table, results_table, task_notes
+from regbench.tables import (
+    Table,
+    cost_table,
+    reproduction_table,
+    results_table,
+    search_table,
+    task_notes,
+)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px;
@@ -108,9 +115,11 @@ def render(report: Report, plots: Sequence[Plot], out_dir: Path) -> str:
     body = [f"<h1>Results: grid <code>{html.escape(grid.name)}</code></h1>"]
     if grid.description:
         body.append(f"<p>{inline(grid.description.strip())}</p>")
-    body += ["<h2>Results</h2>", table(results_table(report), results_caption, stale_column=12)]
+    body += ["<h2>Results</h2>", table(results_table(report), results_caption, stale_column=13)]
     body.append(_list(task_notes(report)))
     body += ["<h2>Cost</h2>", table(cost_table(report), text.COST)]
+    if report.grid.search is not None:
+        body += ["<h2>Search</h2>", table(search_table(report), text.search_note(report))]
     if report.reproductions:
         body.append("<h2>Reproduction of published numbers</h2>")
         body.append(table(reproduction_table(report), markdown.REPRODUCTION + " " + text.SELECTION))

@@ -18,18 +18,26 @@ ID_LENGTH = 12
 
 # Config keys added after results existed, with the value that means "as before the key
 # existed": a config at that value hashes as it did before, so adding an option does not turn
-# every finished run into a new job. Add each new key here with its neutral value.
+# every finished run into a new job. Add each new key here with its neutral value; a section
+# added whole is listed too, with the neutral value {} (left empty by its keys' removal).
 ADDED_KEYS: dict[tuple[str, ...], Any] = {
     ("model", "tie_weights"): False,
     ("train", "limit_batches"): 0,
     ("train", "limit_eval_batches"): 0,
+    # the execution of every run before the section existed: 1 thread, CPU, auto, 1 device
+    ("execution", "threads"): 1,
+    ("execution", "device"): "cpu",
+    ("execution", "step_mode"): "auto",
+    ("execution", "devices"): 1,
+    ("execution",): {},
 }
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The config without added keys at their neutral value."""
+    """The config without added keys at their neutral value (deepest keys first, so that a
+    section added whole is dropped once its keys are)."""
     view = copy.deepcopy(dict(config))
-    for path, neutral in ADDED_KEYS.items():
+    for path, neutral in sorted(ADDED_KEYS.items(), key=lambda item: -len(item[0])):
         node = view
         for part in path[:-1]:
             node = node.get(part, {})

@@ -21,12 +21,14 @@ from typing import Any
 from rich.console import Console
 
 from regbench.callbacks import Diverged
+from regbench.grid import Grid, expand, expand_tuned, unique
 from regbench.jobs import Job
 from regbench.local import plan_slots, run_local
 from regbench.progress import LaunchView
 from regbench.provenance import now
+from regbench.records import RecordStore, RunRecord, from_run_dir
 from regbench.rundir import RunDir, write_json_atomic
-from regbench.runtime import Runtime
+from regbench.runtime import Runtime, require_gpu, require_one_device
 from regbench.train import build_task, train
 
 
@@ -76,9 +78,34 @@ class Summary:
         return not self.failed
 
 
-def pending(jobs: Sequence[Job], runs_dir: Path, retry_failed: bool) -> list[Job]:
+def pending(
+    jobs: Sequence[Job], runs_dir: Path, retry_failed: bool, store: RecordStore | None = None
+) -> list[Job]:
+    """The jobs to run: neither done in `runs_dir` nor recorded in `store` (the committed
+    records), and not failed unless `retry_failed`."""
     wanted = {"pending", "failed"} if retry_failed else {"pending"}
-    return [j for j in jobs if j.run_dir(runs_dir).state() in wanted]
+    return [j for j in jobs if job_state(j, runs_dir, store) in wanted]
+
+
+def job_state(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str:
+    """done, failed or pending: a committed done record wins over the run directory."""
+    recorded = store.state(job.id) if store is not None else None
+    state = job.run_dir(runs_dir).state()
+    if recorded == "done" or state == "done":
+        return "done"
+    return "failed" if "failed" in (recorded, state) else "pending"
+
+
+def grid_jobs(grid: Grid, runs_dir: Path, store: RecordStore) -> list[Job]:
+    """Every job of `grid` known now, each once: the rows' and the search's, and the tuned
+    rows of the searches that have finished (records, else run directories, decide)."""
+    _, tuned = expand_tuned(grid, lambda job: lookup(job, runs_dir, store))
+    return unique([*expand(grid), *tuned])
+
+
+def lookup(job: Job, runs_dir: Path, store: RecordStore) -> RunRecord | None:
+    """The job's committed record, else the record its run directory would give."""
+    return store.get(job.id) or from_run_dir(job.run_dir(runs_dir))
 
 
 def check_data(jobs: Sequence[Job], runtime: Runtime, echo: Callable[[str], None]) -> None:
@@ -103,13 +130,20 @@ def launch(
     workers: int = 1,
     jobs_per_gpu: int = 1,
     console: Console | None = None,
+    store: RecordStore | None = None,
 ) -> Summary:
-    """Run every job that is not done (and not failed, unless retry_failed) on this machine:
-    one job per GPU slot, or `workers` CPU workers with the threads divided between them."""
-    todo = pending(jobs, runs_dir, retry_failed)
+    """Run every job that is not done (and not failed, unless retry_failed) on this machine
+    (a job with a committed record in `store` counts as finished):
+    cuda jobs `jobs_per_gpu` per GPU, cpu jobs on `workers` CPU workers, each job with its
+    own config's thread count. A cuda job without a visible GPU, or a job over several
+    devices, stops the launch before any run starts."""
+    todo = pending(jobs, runs_dir, retry_failed, store)
+    where = f"grid {runtime.group}" if runtime.group else "launch"
+    require_one_device(todo, where)
+    require_gpu(todo, where)
     check_data(todo, runtime, echo)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
-    slots = plan_slots(runtime, workers, jobs_per_gpu)
+    slots = plan_slots(todo, workers, jobs_per_gpu)
     echo(
         f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run on "
         f"{len(slots)} slot{'s' * (len(slots) > 1)} ({', '.join(s.name for s in slots)})."
@@ -123,7 +157,7 @@ def launch(
 
     started = time.perf_counter()
     with view:
-        run_local(todo, runs_dir, slots, event)
+        run_local(todo, runs_dir, slots, runtime, event)
     if todo:
         wall, busy = time.perf_counter() - started, sum(view.durations)
         echo(

@@ -26,7 +26,7 @@ from regbench.collect import Row
 from regbench.grid import Grid
 from regbench.jobs import Job, config_hash
 from regbench.provenance import SOURCE, code_version, now, package_versions
-from regbench.rundir import RunDir, read_json
+from regbench.records import RecordStore
 from regbench.stale import MANIFEST, Stale, cell_config
 
 SCHEMA = 1
@@ -48,7 +48,7 @@ def report_packages() -> dict[str, str | None]:
     return {**package_versions(), **{name: _version(name) for name in REPORT_PACKAGES}}
 
 
-def cell_entry(row: Row, jobs: Sequence[Job], stale: Stale | None, runs_dir: Path) -> dict:
+def cell_entry(row: Row, jobs: Sequence[Job], stale: Stale | None, store: RecordStore) -> dict:
     config = jobs[0].config
     return {
         "task": row.task,
@@ -62,18 +62,13 @@ def cell_entry(row: Row, jobs: Sequence[Job], stale: Stale | None, runs_dir: Pat
         "task_version": config["task"]["version"],
         "config": cell_config(config),
         "state": {"done": row.n, "failed": dict(row.failures), "pending": row.pending},
-        "trained_at": sorted(run_commits(row.done_ids, runs_dir)),
+        "trained_at": sorted(run_commits(row.done_ids, store)),
         "stale": stale.to_dict() if stale else None,
     }
 
 
-def _provenances(ids: Iterable[str], runs_dir: Path) -> list[dict[str, Any]]:
-    out = []
-    for run_id in ids:
-        path = RunDir(Path(runs_dir) / run_id).provenance
-        if path.is_file():
-            out.append(read_json(path))
-    return out
+def _provenances(ids: Iterable[str], store: RecordStore) -> list[dict[str, Any]]:
+    return [run.provenance for i in ids if (run := store.get(i)) is not None and run.provenance]
 
 
 def _commit(prov: Mapping[str, Any]) -> str:
@@ -81,13 +76,13 @@ def _commit(prov: Mapping[str, Any]) -> str:
     return f"{code.get('commit') or 'unknown'}{' (dirty)' if code.get('dirty') else ''}"
 
 
-def run_commits(ids: Iterable[str], runs_dir: Path) -> set[str]:
-    return {_commit(p) for p in _provenances(ids, runs_dir)}
+def run_commits(ids: Iterable[str], store: RecordStore) -> set[str]:
+    return {_commit(p) for p in _provenances(ids, store)}
 
 
-def run_environment(ids: Iterable[str], runs_dir: Path) -> dict[str, Any]:
-    """The distinct commits, package versions and hardware in the runs' provenance.json."""
-    provs = _provenances(ids, runs_dir)
+def run_environment(ids: Iterable[str], store: RecordStore) -> dict[str, Any]:
+    """The distinct commits, package versions and hardware in the runs' provenance."""
+    provs = _provenances(ids, store)
     packages: dict[str, set[str]] = {}
     hardware: list[dict[str, Any]] = []
     for prov in provs:
@@ -122,7 +117,7 @@ def build_manifest(
     grid: Grid,
     cells: Sequence[dict[str, Any]],
     run_ids: Iterable[str],
-    runs_dir: Path,
+    store: RecordStore,
     command: str,
 ) -> dict[str, Any]:
     code = code_version()
@@ -138,7 +133,7 @@ def build_manifest(
         "command": command,
         "grid": {"name": grid.name, "file": grid.path.name, "sha256": grid.file_hash()},
         "packages": report_packages(),
-        "runs": run_environment(run_ids, runs_dir),
+        "runs": run_environment(run_ids, store),
         "cells": list(cells),
     }
 

@@ -8,7 +8,14 @@ from typing import Any
 from regbench import report as text
 from regbench.plots import Plot
 from regbench.report import Report
-from regbench.tables import Table, cost_table, reproduction_table, results_table, task_notes
+from regbench.tables import (
+    Table,
+    cost_table,
+    reproduction_table,
+    results_table,
+    search_table,
+    task_notes,
+)
 
 REPRODUCTION = (
     "Published: the value in the source, in this table's units (accuracy as a fraction). "
@@ -33,6 +40,8 @@ def render(report: Report, plots: Sequence[Plot]) -> str:
         parts.append(text.STALE)
     parts += ["", *[f"- {line}" for line in task_notes(report)], ""]
     parts += ["## Cost", "", table(cost_table(report)), "", text.COST, ""]
+    if report.grid.search is not None:
+        parts += ["## Search", "", table(search_table(report)), "", text.search_note(report), ""]
     if report.reproductions:
         parts += ["## Reproduction of published numbers", ""]
         parts += [table(reproduction_table(report)), "", REPRODUCTION, text.SELECTION, ""]
@@ -82,7 +91,7 @@ def provenance_lines(m: dict[str, Any]) -> list[str]:
     earlier = f"; {stale} stale rows show earlier runs" if stale else ""
     return [
         f"- produced by `{m['command']}` on {m['generated'][:10]} from {runs['count']} finished "
-        f"run directories (the grid has {jobs} jobs, {done} of them done{earlier}), at "
+        f"run records in `records/` (the grid has {jobs} jobs, {done} of them done{earlier}), at "
         f"regbench {project['version']} commit {_commit(project['commit'], project['dirty'])}",
         f"- runs trained at regbench commit {commits or '–'}; grid file `{m['grid']['file']}` "
         f"sha256 `{m['grid']['sha256'][:16]}`",

@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"grid {grid.name} has no job with cell {args.cell} and seed {args.seed}")
     job = matches[0]
     runs = Path(tempfile.mkdtemp(prefix="regbench-nightly-"))
-    runtime = Runtime(accelerator="cpu", wandb="disabled", data_dir=args.data_dir)
+    runtime = Runtime(wandb="disabled", data_dir=args.data_dir)
     summary = launch([job], runs, runtime)
     if not summary.ok:
         print(f"FAIL: the run failed: {summary.failed[0][1]}")

@@ -17,8 +17,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from regbench.records import RecordStore
 from regbench.report import Entry, Report
-from regbench.rundir import RunDir
 
 matplotlib.rcParams["svg.hashsalt"] = "regbench"  # stable ids: a rerun gives the same SVG
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, searchable SVG
@@ -46,7 +46,7 @@ def write_plots(report: Report, out_dir: Path) -> tuple[list[Plot], list[Path]]:
     plots, files = [], []
     for task in report.tasks():
         entries = [e for e in report.entries if e.key[0] == task]
-        for plot, fig in (_curves(task, entries, report.runs_dir, colors), _test(task, entries)):
+        for plot, fig in (_curves(task, entries, report.store, colors), _test(task, entries)):
             plots.append(plot)
             files += _save(fig, out_dir, plot.stem)
     plot, fig = _cost(report, colors)
@@ -65,9 +65,14 @@ def _save(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
 
 
 def _colors(report: Report) -> dict[str, str]:
-    variants = list(dict.fromkeys(e.key[2] for e in report.entries))
-    palette = matplotlib.colormaps["tab10"].colors
-    return {v: matplotlib.colors.to_hex(palette[i % len(palette)]) for i, v in enumerate(variants)}
+    """One colour per row label (variant and sweep point, or tuned rates), distinct for every
+    label: tab10 or tab20 while they suffice, else evenly spaced hues."""
+    labels = list(dict.fromkeys(e.label for e in report.entries))
+    if len(labels) <= 20:
+        palette = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"].colors
+    else:
+        palette = matplotlib.colormaps["nipy_spectral"](np.linspace(0.03, 0.95, len(labels)))
+    return {v: matplotlib.colors.to_hex(palette[i]) for i, v in enumerate(labels)}
 
 
 def _name(e: Entry, several_cells: bool) -> str:
@@ -79,12 +84,13 @@ def _several_cells(entries: Sequence[Entry]) -> bool:
     return len({e.key[1] for e in entries}) > 1
 
 
-def val_curves(entry: Entry, runs_dir: Path) -> list[dict[int, float]]:
-    """Per finished seed of the shown row: validation metric by epoch (metrics.jsonl)."""
+def val_curves(entry: Entry, store: RecordStore) -> list[dict[int, float]]:
+    """Per finished seed of the shown row: validation metric by epoch (the run records)."""
     key = f"val/{entry.row.metric}"
     curves = []
     for run_id in entry.row.done_ids:
-        rows = RunDir(Path(runs_dir) / run_id).epochs()
+        run = store.get(run_id)
+        rows = run.epochs if run is not None else []
         curve = {int(r["epoch"]): float(r[key]) for r in rows if key in r}
         if curve:
             curves.append(curve)
@@ -106,7 +112,7 @@ def _log_scale(ax: Axes, values: Sequence[float]) -> None:
 
 
 def _curves(
-    task: str, entries: Sequence[Entry], runs_dir: Path, colors: dict[str, str]
+    task: str, entries: Sequence[Entry], store: RecordStore, colors: dict[str, str]
 ) -> tuple[Plot, Figure]:
     fig = Figure(figsize=(6.4, 4.0))
     ax = fig.subplots()
@@ -115,11 +121,11 @@ def _curves(
     cells = list(dict.fromkeys(e.key[1] for e in entries))
     plotted: list[float] = []
     for e in entries:
-        curves = val_curves(e, runs_dir)
+        curves = val_curves(e, store)
         if not curves:
             continue
         x, mean, low, high = _band(curves)
-        color, style = colors[e.key[2]], styles[cells.index(e.key[1]) % len(styles)]
+        color, style = colors[e.label], styles[cells.index(e.key[1]) % len(styles)]
         ax.plot(x, mean, style, color=color, label=f"{_name(e, several)} (n={len(curves)})")
         ax.fill_between(x, low, high, color=color, alpha=0.15, linewidth=0)
         plotted += [*low, *high]
@@ -165,14 +171,14 @@ def _cost(report: Report, colors: dict[str, str]) -> tuple[Plot, Figure]:
         if c is None or math.isnan(c.time_overhead_pct) or math.isnan(c.gain_pct):
             continue
         marker = markers[tasks.index(e.key[0]) % len(markers)]
-        hollow = "none" if e.stale else colors[e.key[2]]
+        hollow = "none" if e.stale else colors[e.label]
         ax.scatter(
             c.time_overhead_pct,
             c.gain_pct,
             marker=marker,
             s=42,
             facecolors=hollow,
-            edgecolors=colors[e.key[2]],
+            edgecolors=colors[e.label],
         )
         gains.append(c.gain_pct)
     if gains and max(abs(g) for g in gains) > 100:
@@ -180,9 +186,8 @@ def _cost(report: Report, colors: dict[str, str]) -> tuple[Plot, Figure]:
     ax.axhline(0, color="0.6", linewidth=0.8)
     ax.axvline(0, color="0.6", linewidth=0.8)
     handles = [
-        Line2D([], [], color=c, marker="o", linestyle="", label=v)
-        for v, c in colors.items()
-        if v != "none"
+        Line2D([], [], color=colors[label], marker="o", linestyle="", label=label)
+        for label in dict.fromkeys(e.label for e in report.entries if e.key[2] != "none")
     ]
     handles += [
         Line2D(
@@ -209,7 +214,8 @@ def _cost(report: Report, colors: dict[str, str]) -> tuple[Plot, Figure]:
         "Each variant against the `none` row of its task, cell and sweep point: x, the "
         "increase of mean training time; y, the improvement of the mean test metric in % of "
         "none's (positive is better for either direction; symmetric log scale beyond ±10% "
-        "when a gain exceeds 100%). Colour: variant; marker: task; hollow: stale row."
+        "when a gain exceeds 100%). Colour: table row (variant and sweep point or tuned "
+        "rates); marker: task; hollow: stale row."
     )
     return Plot("cost", "Cost against gain", caption), fig
 

@@ -5,7 +5,7 @@ baseline, stale marks, the reproduction table, the setup and the manifest."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,9 @@ from regbench.collect import Key, Record, Row, aggregate
 from regbench.grid import Grid
 from regbench.jobs import Job
 from regbench.manifest import build_manifest, cell_entry
+from regbench.records import RecordStore
 from regbench.references import Reproduction, reproduce
+from regbench.search import Selection, is_search
 from regbench.stale import Stale, assess, read_previous
 from regbench.stats import Summary, describe
 from regbench.tasks import get_task
@@ -31,11 +33,34 @@ STATISTIC = (
     "dropped silently."
 )
 COMPARISON = (
-    "Δ vs none: mean minus the mean of the `none` row of the same task, cell and sweep point; "
-    "p: two-sided Welch's t-test (unequal variances) of the seeds' values, undefined with fewer "
-    "than 2 seeds on either side. Time vs none: mean training time (sum of epoch times) "
-    "relative to `none`."
+    "Δ vs none: mean minus the mean of the `none` row of the same task, cell and sweep point "
+    "(a tuned row: the paper-default `none` row); p (Welch): two-sided Welch's t-test "
+    "(unequal variances) of the seeds' values, undefined with fewer than 2 seeds on either "
+    "side; p (Holm): the Welch p-values of all rows compared with one `none` row, corrected "
+    "for multiple comparisons by Holm's step-down method (family-wise error rate). Time vs "
+    "none: mean training time (sum of epoch times) relative to `none`."
 )
+TUNED = (
+    "Tuned rows: each searched variant's rates were chosen by the best mean validation metric "
+    "over the search points (the test split took no part), then trained with every seed of "
+    "the table; the row names the selected rates. Variants without a search space show their "
+    "paper-default row only."
+)
+
+
+def search_note(report: Report) -> str:
+    """The search budget and what was left unsearched, for the search table's caption."""
+    search = report.grid.search
+    if search is None:
+        return ""
+    unsearched = [v for v in report.grid.variants if v not in search.space]
+    return (
+        f"Search budget: {search.budget()}; the point with the best mean validation metric is "
+        f"selected, a point with a failed seed is not eligible. Not searched (no rates, or "
+        f"none declared): {', '.join(unsearched) or '–'}. {TUNED}"
+    )
+
+
 COST = (
     "Cost, mean per run: training time (sum of epoch times), tokens/s (input time steps "
     "processed per second of training; sequences/s are in results.json), and peak memory "
@@ -97,24 +122,32 @@ class Report:
     failures: list[Failure]
     setup: list[str]
     manifest: dict[str, Any]
-    runs_dir: Path
+    store: RecordStore
+    selections: list[Selection] = field(default_factory=list)
 
     def tasks(self) -> list[str]:
         return list(dict.fromkeys(e.key[0] for e in self.entries))
 
 
 def build_report(
-    grid: Grid, records: Sequence[Record], runs_dir: Path, out_dir: Path, command: str
+    grid: Grid,
+    records: Sequence[Record],
+    store: RecordStore,
+    out_dir: Path,
+    command: str,
+    selections: Sequence[Selection] = (),
 ) -> Report:
-    """Aggregate the records, mark stale rows against the report in `out_dir`, compare."""
+    """Aggregate the records (a search point's go to `selections`, not to a row), mark stale
+    rows against the report in `out_dir`, compare."""
+    records = [r for r in records if not is_search(r.job.point)]
     jobs: dict[Key, list[Job]] = {}
     for rec in records:
         jobs.setdefault(rec.job.cell_key, []).append(rec.job)
-    previous = read_previous(out_dir, runs_dir, grid.name)
+    previous = read_previous(out_dir, store, grid.name)
     current = aggregate(records)
     shown, stale = [], {}
     for row in current:
-        mark, earlier = assess(row, jobs[row.key][0].config, previous.get(row.key), runs_dir)
+        mark, earlier = assess(row, jobs[row.key][0].config, previous.get(row.key), store)
         if mark is not None:
             stale[row.key] = mark
         shown.append(earlier or row)
@@ -123,9 +156,9 @@ def build_report(
         Entry(s, c, describe(s.test), describe(s.val), compared.get(c.key), stale.get(c.key))
         for s, c in zip(shown, current, strict=True)
     ]
-    cells = [cell_entry(e.current, jobs[e.key], e.stale, runs_dir) for e in entries]
+    cells = [cell_entry(e.current, jobs[e.key], e.stale, store) for e in entries]
     run_ids = [i for e in entries for i in e.row.done_ids]
-    manifest = build_manifest(grid, cells, run_ids, runs_dir, command)
+    manifest = build_manifest(grid, cells, run_ids, store, command)
     rows = {e.key: e.row for e in entries}
     reproductions = reproduce(grid.references, rows, set(stale))
     failures = [
@@ -133,10 +166,11 @@ def build_report(
         for r in records
         if r.state == "failed"
     ]
-    return Report(grid, entries, reproductions, failures, setup_lines(records), manifest, runs_dir)
+    setup = setup_lines(records, grid)
+    return Report(grid, entries, reproductions, failures, setup, manifest, store, list(selections))
 
 
-def setup_lines(records: Sequence[Record]) -> list[str]:
+def setup_lines(records: Sequence[Record], grid: Grid) -> list[str]:
     """How each task was run (from its first job), with the regularizer rates it used."""
     configs: dict[tuple[str, str], Mapping[str, Any]] = {}
     rates: dict[tuple[str, str], dict[str, Mapping[str, Any]]] = {}
@@ -148,20 +182,32 @@ def setup_lines(records: Sequence[Record]) -> list[str]:
             rates.setdefault(key, {}).setdefault(reg, params)
     lines = []
     for (name, cell), config in configs.items():
-        lines.append(_task_line(name, config))
+        lines.append(_task_line(name, config, grid))
         for key, params in rates.get((name, cell), {}).items():
             values = ", ".join(f"{k} {v:g}" for k, v in params.items())
             lines.append(f"  - `{key}`: {values}")
     return lines
 
 
-def _task_line(name: str, config: Mapping[str, Any]) -> str:
-    protocol = get_task(name).protocol
+def _task_line(name: str, config: Mapping[str, Any], grid: Grid) -> str:
     params = ", ".join(f"{k}={v}" for k, v in config["task"]["params"].items())
     m, t = config["model"], config["train"]
     return (
         f"- `{name}` v{config['task']['version']} ({params}): {m['num_layers']}×"
         f"{m['hidden_size']} {m['cell']}, {t['optimizer']} lr {t['lr']:g}, batch "
-        f"{t['batch_size']}, {t['max_epochs']} epochs, clip {t['clip']:g}. Protocol "
-        f"reference: {protocol.reference}."
+        f"{t['batch_size']}, {t['max_epochs']} epochs, clip {t['clip']:g}. "
+        f"{protocol_reference(name, grid)}"
     )
+
+
+def protocol_reference(task: str, grid: Grid) -> str:
+    """The reference of the protocol this grid ran: the sources of the published numbers the
+    grid declares for the task, else the task's default protocol (with the grid's overrides
+    when it has any)."""
+    sources = list(dict.fromkeys(r.source for r in grid.references if r.task == task))
+    if sources:
+        return f"Protocol reference (this grid's published numbers): {'; '.join(sources)}."
+    reference = get_task(task).protocol.reference
+    changed = grid.overrides or grid.tasks.get(task) or any(grid.cells.values())
+    note = " with this grid's overrides" if changed else ""
+    return f"Protocol: the task's default ({reference}){note}."

@@ -3,6 +3,9 @@
 Each job is one array task (`TrainTask`) that trains into its content-addressed run
 directory, exactly as the local launcher does; `array_parallelism` throttles how many run at
 once and `gpus_per_task` gives each task its own GPU (SLURM sets CUDA_VISIBLE_DEVICES).
+What a job computes on (threads, device, step mode) is its config's `execution` section,
+whatever the allocation: a cuda job needs `gpus_per_task`, and a job's `execution.threads`
+should not exceed `cpus_per_task`.
 The launcher waits for the array: a job that raised has written failed.json itself (through
 `run_job`); a task that ended without a result (os._exit, out of memory, a signal, a node
 failure, a preemption that cancelled it) is recorded here with the state SLURM reports.
@@ -19,7 +22,6 @@ so that the trainer module can import `slurm_plugins` from it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import os
 import secrets
 import shutil
@@ -33,11 +35,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import submitit
-import yaml
 from submitit.core.utils import FailedJobError
 
 from regbench.errors import ConfigError, unknown
+from regbench.records import RecordStore
 from regbench.rundir import RunDir, read_json
+from regbench.yamlfile import read_yaml
 
 if TYPE_CHECKING:
     from regbench.jobs import Job
@@ -63,7 +66,7 @@ class SlurmOptions:
     account: str | None = None
     time_min: int = 60  # wall-time limit of one task; a timed-out task is requeued
     gpus_per_task: int | None = None  # GPUs per job (each job is one task); None: no GPU
-    cpus_per_task: int | None = None  # also torch's thread count unless --threads is given
+    cpus_per_task: int | None = None  # the jobs' execution.threads should fit in it
     mem_gb: float | None = None
     array_parallelism: int | None = None  # the `%` throttle: at most this many at once
     extra: Mapping[str, Any] = field(default_factory=dict)  # more sbatch / submitit options
@@ -105,14 +108,7 @@ def load_slurm_config(path: str | Path) -> SlurmOptions:
     """Read a SLURM options file (YAML); a problem is one ConfigError line naming the key."""
     path = Path(path)
     where = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f"{where}: cannot read the SLURM config: {err.strerror}.") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise ConfigError(f"{where}{line}: invalid YAML: {getattr(err, 'problem', err)}.") from None
+    raw = read_yaml(path)
     if raw is None:
         return SlurmOptions()
     if not isinstance(raw, dict):
@@ -229,11 +225,26 @@ def submit(executor: submitit.SlurmExecutor, tasks: list[TrainTask]) -> list[sub
         raise ConfigError(f"sbatch refused the job array: {lines[0].strip()}") from None
 
 
-def job_runtime(runtime: Runtime, options: SlurmOptions) -> Runtime:
-    """The runtime of the tasks: torch uses the CPUs SLURM gives the task, unless set."""
-    if runtime.threads or not options.cpus_per_task:
-        return runtime
-    return dataclasses.replace(runtime, threads=options.cpus_per_task)
+def check_allocation(
+    jobs: Sequence[Job], options: SlurmOptions, grid: str | None, echo: Callable[[str], None]
+) -> None:
+    """Before anything is submitted: refuse jobs over several devices or on cuda without
+    gpus_per_task; note jobs that use more threads than cpus_per_task."""
+    from regbench.runtime import execution, require_one_device
+
+    where = f"grid {grid}" if grid else "--launcher slurm"
+    require_one_device(jobs, where)
+    cuda = [job for job in jobs if execution(job.config)["device"] == "cuda"]
+    if cuda and not options.gpus_per_task:
+        raise ConfigError(
+            f"{where}: {cuda[0].label} ({cuda[0].id}) trains on cuda (execution.device), but "
+            "the SLURM config gives tasks no GPU; set gpus_per_task: 1 in it."
+        )
+    threads = max((execution(job.config)["threads"] for job in jobs), default=1)
+    if options.cpus_per_task and threads > options.cpus_per_task:
+        echo(
+            f"note: jobs use {threads} threads (execution.threads) on {options.cpus_per_task} CPUs"
+        )
 
 
 @contextlib.contextmanager
@@ -344,28 +355,24 @@ def launch_slurm(
     options: SlurmOptions,
     retry_failed: bool = False,
     echo: Callable[[str], None] = print,
+    store: RecordStore | None = None,
 ) -> Summary:
-    """Run every job of `jobs` that is not done (and not failed, unless retry_failed) as one
-    SLURM job array, wait for all of it, and summarise."""
+    """Run every job of `jobs` that is not done (and not failed, unless retry_failed; a
+    committed record in `store` counts) as one SLURM job array, wait, and summarise."""
     from regbench.launch import Summary, check_data, pending
 
-    if runtime.devices > 1:
-        raise ConfigError("the SLURM launcher trains each job on one device; drop --devices.")
-    todo = pending(jobs, runs_dir, retry_failed)
+    todo = pending(jobs, runs_dir, retry_failed, store)
+    check_allocation(todo, options, runtime.group, echo)
     check_data(todo, runtime, echo)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
     echo(f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run.")
     if not todo:
         return summary
-    if options.gpus_per_task and runtime.accelerator == "cpu":
-        echo("note: every task gets a GPU from SLURM but trains with --accelerator cpu.")
     folder = submit_folder(runs_dir)
     executor = make_executor(folder, options)
-    task_runtime = job_runtime(runtime, options)
     runs = [job.run_dir(runs_dir) for job in todo]
     tasks = [
-        TrainTask(dict(j.config), str(r.path), task_runtime)
-        for j, r in zip(todo, runs, strict=True)
+        TrainTask(dict(j.config), str(r.path), runtime) for j, r in zip(todo, runs, strict=True)
     ]
     submitted = submit(executor, tasks)
     echo(

@@ -16,12 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from regbench.collect import Key, Row, row_from_runs
+from regbench.collect import Key, Row, row_from_records
 from regbench.config import flatten
 from regbench.jobs import identity
+from regbench.records import RecordStore
 from regbench.rundir import read_json
 
 MANIFEST = "manifest.json"
+UNRECORDED = "no run records: reported before records were kept; `regbench launch` reruns them"
 RESULTS = "results.json"
 
 
@@ -71,10 +73,10 @@ def _key(d: Mapping[str, Any]) -> Key:
     return (d["task"], d["cell"], d["variant"], d.get("point", ""))
 
 
-def read_previous(out_dir: Path, runs_dir: Path, grid: str) -> dict[Key, Previous]:
+def read_previous(out_dir: Path, store: RecordStore, grid: str) -> dict[Key, Previous]:
     """The previous report of grid `grid` in `out_dir`: its manifest.json and results.json,
     or results.json alone (a report written before manifests; configs then come from the
-    run directories). A report of another grid there is no previous report."""
+    run records). A report of another grid there is no previous report."""
     results, manifest = out_dir / RESULTS, out_dir / MANIFEST
     data = read_json(results) if results.is_file() else {"grid": grid, "rows": []}
     if data.get("grid") != grid:
@@ -92,16 +94,16 @@ def read_previous(out_dir: Path, runs_dir: Path, grid: str) -> dict[Key, Previou
             for c in read_json(manifest)["cells"]
         }
     return {
-        key: Previous(tuple(r["run_ids"]), _config_of_runs(r["run_ids"], runs_dir), r)
+        key: Previous(tuple(r["run_ids"]), _config_of_runs(r["run_ids"], store), r)
         for key, r in rows.items()
     }
 
 
-def _config_of_runs(ids: Sequence[str], runs_dir: Path) -> dict[str, Any] | None:
+def _config_of_runs(ids: Sequence[str], store: RecordStore) -> dict[str, Any] | None:
     for run_id in ids:
-        path = Path(runs_dir) / run_id / "config.json"
-        if path.is_file():
-            return cell_config(read_json(path))
+        run = store.get(run_id)
+        if run is not None:
+            return cell_config(run.config)
     return None
 
 
@@ -125,13 +127,16 @@ def _show(value: Any) -> str:
 
 
 def assess(
-    row: Row, config: Mapping[str, Any], prev: Previous | None, runs_dir: Path
+    row: Row, config: Mapping[str, Any], prev: Previous | None, store: RecordStore
 ) -> tuple[Stale | None, Row | None]:
     """Whether `row` is stale against the previous report, and the earlier row to show
     (None when no earlier run finished). A row stops being stale once none of its current
     jobs is pending."""
     if prev is None or row.pending == 0:
         return None, None
+    unrecorded = _unrecorded(row, prev, store)
+    if unrecorded is not None:
+        return unrecorded
     current = cell_config(config)
     if prev.stale is not None:  # still showing numbers from an older config
         stale = Stale(
@@ -140,7 +145,7 @@ def assess(
             prev.stale.previous_config,
         )
         if stale.changes:
-            return stale, _earlier(stale.previous_ids, prev.shown, runs_dir, row.point)
+            return stale, _earlier(stale.previous_ids, prev.shown, store, row.point)
         return None, None
     if tuple(row.job_ids) == prev.job_ids:
         return None, None
@@ -148,14 +153,30 @@ def assess(
     if not changes:  # only the seed list changed: the shared runs are still valid
         return None, None
     stale = Stale(changes, prev.job_ids, prev.config)
-    return stale, _earlier(prev.job_ids, prev.row, runs_dir, row.point)
+    return stale, _earlier(prev.job_ids, prev.row, store, row.point)
+
+
+def _unrecorded(row: Row, prev: Previous, store: RecordStore) -> tuple[Stale, Row] | None:
+    """A row whose jobs are the previous report's but have neither a record nor a run
+    directory (runs reported before records were kept, on a machine that is gone): the
+    previous numbers stay, marked, until the jobs are rerun."""
+    if row.n or row.failed:
+        return None
+    ids = prev.stale.previous_ids if prev.stale is not None else prev.job_ids
+    if ids != tuple(row.job_ids):
+        return None
+    earlier = _earlier(ids, prev.shown if prev.stale is not None else prev.row, store, row.point)
+    if earlier is None:
+        return None
+    config = prev.stale.previous_config if prev.stale is not None else prev.config
+    return Stale((UNRECORDED,), ids, config), earlier
 
 
 def _earlier(
-    ids: Sequence[str], stored: Mapping[str, Any] | None, runs_dir: Path, point: str
+    ids: Sequence[str], stored: Mapping[str, Any] | None, store: RecordStore, point: str
 ) -> Row | None:
-    """The earlier row from its run directories if they are still there, else as stored."""
-    row = row_from_runs(ids, runs_dir, point)
+    """The earlier row from its run records if they are kept, else as results.json stored it."""
+    row = row_from_records(ids, store, point)
     if row is None and stored is not None:
         row = Row.from_dict(stored)
     return row if row is not None and row.n else None

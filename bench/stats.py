@@ -69,6 +69,20 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     return diff, float(result.pvalue)
 
 
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (Holm 1979), in the input order: sorted ascending,
+    the i-th (from 0) of m is multiplied by (m − i), made non-decreasing, capped at 1.
+    Rejecting where adjusted p ≤ α controls the family-wise error rate at α. Undefined (NaN)
+    p-values stay NaN and do not count in m."""
+    order = sorted((p, i) for i, p in enumerate(p_values) if not math.isnan(p))
+    adjusted = [NAN] * len(p_values)
+    running, m = 0.0, len(order)
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
 def ratio_pct(value: float, base: float) -> float:
     """(value / base − 1) in percent; NaN when either is missing or base is 0."""
     if math.isnan(value) or math.isnan(base) or base == 0:

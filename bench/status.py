@@ -15,37 +15,50 @@ from statistics import mean
 from rich.console import Console
 
 from regbench.jobs import Job
-from regbench.rundir import RunDir, read_json
+from regbench.records import RecordStore
+from regbench.rundir import read_json
 
 
-def state_of(run: RunDir) -> str:
-    """done, pending, running (locked by a live process), or failed:<kind>."""
+def state_of(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str:
+    """done, pending, running (locked by a live process), or failed:<kind>; a committed
+    record counts as its run."""
+    recorded = store.get(job.id) if store is not None else None
+    run = job.run_dir(runs_dir)
     state = run.state()
+    if (recorded is not None and recorded.state == "done") or state == "done":
+        return "done"
     if state == "failed":
         return f"failed:{read_json(run.failed).get('kind', 'error')}"
     if state == "pending" and run.holder() is not None:
         return "running"
+    if recorded is not None:
+        return f"failed:{(recorded.failure or {}).get('kind', 'error')}"
     return state
 
 
-def _wall_times(jobs: Sequence[Job], runs_dir: Path) -> dict[tuple, list[float]]:
-    times: dict[tuple, list[float]] = defaultdict(list)
-    for job in jobs:
-        run = job.run_dir(runs_dir)
-        if run.state() == "done":
-            seconds = read_json(run.result)["wall_time_s"]
-            times[job.cell_key].append(seconds)
-            times[job.cell_key[:3]].append(seconds)
-    return times
+def _wall_time(job: Job, runs_dir: Path, store: RecordStore | None) -> float | None:
+    recorded = store.get(job.id) if store is not None else None
+    if recorded is not None and recorded.result is not None:
+        return recorded.result["wall_time_s"]
+    run = job.run_dir(runs_dir)
+    return read_json(run.result)["wall_time_s"] if run.state() == "done" else None
 
 
-def remaining_seconds(jobs: Sequence[Job], runs_dir: Path) -> tuple[float, int]:
+def remaining_seconds(
+    jobs: Sequence[Job], runs_dir: Path, store: RecordStore | None = None
+) -> tuple[float, int]:
     """Estimated seconds of the unfinished jobs, and how many have no estimate."""
-    times = _wall_times(jobs, runs_dir)
-    total, unknown = 0.0, 0
+    times: dict[tuple, list[float]] = defaultdict(list)
+    left = []
     for job in jobs:
-        if job.run_dir(runs_dir).state() == "done":
+        seconds = _wall_time(job, runs_dir, store)
+        if seconds is None:
+            left.append(job)
             continue
+        times[job.cell_key].append(seconds)
+        times[job.cell_key[:3]].append(seconds)
+    total, unknown = 0.0, 0
+    for job in left:
         known = times.get(job.cell_key) or times.get(job.cell_key[:3])
         if known:
             total += mean(known)
@@ -61,10 +74,11 @@ def report(
     runs_dir: Path,
     verbose: bool,
     workers: int = 1,
+    store: RecordStore | None = None,
 ) -> Counter:
     states = Counter()
     for job in jobs:
-        state = state_of(job.run_dir(runs_dir))
+        state = state_of(job, runs_dir, store)
         states[state] += 1
         if verbose:
             console.print(f"  {state:16} {job.id}  {job.label}")
@@ -75,7 +89,7 @@ def report(
         f"{states['running']} running, {states['pending']} pending, "
         f"failed {failed_text} ({runs_dir})"
     )
-    seconds, unknown = remaining_seconds(jobs, runs_dir)
+    seconds, unknown = remaining_seconds(jobs, runs_dir, store)
     left = len(jobs) - states["done"]
     if left and unknown == left:
         console.print(f"cost left: {left} runs; no estimate yet (no finished run of these cells)")

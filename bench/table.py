@@ -19,10 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from regbench import export, html, latex, markdown
-from regbench.collect import Record
-from regbench.grid import Grid
+from regbench.collect import collect
+from regbench.grid import Grid, expand_tuned
+from regbench.jobs import Job
 from regbench.manifest import write_manifest
 from regbench.plots import write_plots
+from regbench.records import store_for
 from regbench.report import build_report
 from regbench.results_index import write_index
 
@@ -31,17 +33,22 @@ INDEXED = "results"
 
 def write_report(
     grid: Grid,
-    records: Sequence[Record],
+    jobs: Sequence[Job],
     runs_dir: Path,
     out_dir: Path,
     command: str,
     index: bool | None = None,
 ) -> list[Path]:
-    """Write every format of the report under `out_dir`; return the files written. `index`:
-    regenerate out_dir/../README.md (default: when out_dir's parent is named `results`)."""
+    """Write every format of the report under `out_dir` from the run records in
+    out_dir/records (finished or failed runs in `runs_dir` without one are recorded there
+    first); return the files written. `index`: regenerate out_dir/../README.md (default:
+    when out_dir's parent is named `results`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = build_report(grid, records, Path(runs_dir), out_dir, command)
+    store = store_for(out_dir, runs_dir)
+    selections, tuned = expand_tuned(grid, lambda job: store.get(job.id))
+    records = collect([*jobs, *tuned], store)
+    report = build_report(grid, records, store, out_dir, command, selections)
     plots, plot_files = write_plots(report, out_dir)
     md = out_dir / "table.md"
     md.write_text(markdown.render(report, plots))

@@ -39,6 +39,7 @@ def results_table(report: Report) -> Table:
         "n",
         "Δ vs none",
         "p (Welch)",
+        "p (Holm)",
         "Failed",
         "Pending",
         "Note",
@@ -61,6 +62,7 @@ def results_table(report: Report) -> Table:
                 if c is None and e.row.variant == "none"
                 else (fmt.signed(c.delta, places) if c else fmt.MISSING),
                 fmt.p_value(c.p_value) if c else fmt.MISSING,
+                fmt.p_value(c.p_holm) if c else fmt.MISSING,
                 fmt.failures(e.current.failures),
                 str(e.current.pending),
                 note(e),
@@ -131,6 +133,28 @@ def reproduction_table(report: Report) -> Table:
                 rep.verdict,
             ]
         )
+    return head, rows
+
+
+def search_table(report: Report) -> Table:
+    """Every search point's mean validation metric, the selected one marked (no test
+    metric: the test split takes no part in selection)."""
+    head = ["Task", "Variant", "Cell", "Point", "Val (mean over search seeds)", "Seeds", "Selected"]
+    rows = []
+    for sel in report.selections:
+        for i, score in enumerate(sel.scores):
+            seeds = f"{score.done}" + (f" + {score.failed} failed" if score.failed else "")
+            rows.append(
+                [
+                    sel.task,
+                    sel.variant,
+                    sel.cell,
+                    score.label,
+                    fmt.number(score.val_mean, fmt.decimals(score.val_mean) + 1),
+                    seeds,
+                    "✓" if i == sel.chosen else "",
+                ]
+            )
     return head, rows
 
 

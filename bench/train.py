@@ -1,7 +1,8 @@
 """train(job): one run, from a resolved config to a finished run directory.
 
-Lightning trains; the checkpoint with the best validation metric is selected; the test split
-is evaluated once, on that checkpoint. Everything is written to the run directory, the
+Lightning trains, with the CPU threads, device and step mode of the config's `execution`
+section; the checkpoint with the best validation metric is selected; the test split is
+evaluated once, on that checkpoint. Everything is written to the run directory, the
 `done` marker last. An unfinished run directory with a checkpoint resumes from it: model,
 optimizer, scheduler, loop position and random state, so it ends where an uninterrupted run
 would have.
@@ -25,7 +26,7 @@ from regbench.jobs import config_hash
 from regbench.models import SequenceModel
 from regbench.provenance import now, provenance
 from regbench.rundir import RunDir, read_json, write_json_atomic
-from regbench.runtime import Runtime, choose_step_mode
+from regbench.runtime import Runtime, choose_step_mode, cpu_threads
 from regbench.tasks import Task, get_task
 from regbench.tasks.sources import data_dir
 from regbench.trainer import Parts, build_trainer
@@ -82,11 +83,12 @@ def _begin(run: RunDir, config: Mapping[str, Any]) -> tuple[Path | None, dict[st
 
 def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime | None = None) -> dict:
     """Run (or resume) one job to completion; return its result (also in result.json)."""
-    runtime = runtime or Runtime()
+    with cpu_threads(config):
+        return _train(config, RunDir(run_dir), runtime or Runtime())
+
+
+def _train(config: Mapping[str, Any], run: RunDir, runtime: Runtime) -> dict:
     quiet_lightning()
-    if runtime.threads:
-        torch.set_num_threads(runtime.threads)
-    run = RunDir(run_dir)
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP child: rank 0 owns the directory
         last = run.checkpoints / "last.ckpt"
         resume, attempts = (last if last.is_file() else None), {}
@@ -101,7 +103,7 @@ def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime | Non
     task.setup("fit")
     torch.manual_seed(config["seeds"]["init"])
     model = SequenceModel(config, task.input_spec(), protocol)
-    step_mode = choose_step_mode(runtime.step_mode, config, task, runtime.uses_cuda())
+    step_mode = choose_step_mode(config, task)
     model.net.set_step_mode(step_mode)
     torch.manual_seed(config["seeds"]["mask"])
     job_id = config_hash(config)[:12]

@@ -1,4 +1,5 @@
-"""The Lightning Trainer of a run: checkpoints, records, logger, devices."""
+"""The Lightning Trainer of a run: checkpoints, records, logger, and the device and devices
+of the config's `execution` section."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from regbench.callbacks import DivergenceGuard, EpochLog, RandomState, Throughput
 from regbench.errors import ConfigError
 from regbench.rundir import RunDir
-from regbench.runtime import Runtime
+from regbench.runtime import Runtime, accelerator, execution
 from regbench.slurm import slurm_plugins
 
 
@@ -86,16 +87,18 @@ def build_trainer(
     throughput = Throughput()
     logger = wandb_logger(config, run, runtime, job_id)
     clip = config["train"]["clip"]
+    devices, device = execution(config)["devices"], accelerator(config)
     trainer = L.Trainer(
-        accelerator=runtime.accelerator,
-        devices=runtime.devices,
-        strategy="ddp" if runtime.devices > 1 else "auto",
+        accelerator=device,
+        devices=devices,
+        strategy="ddp" if devices > 1 else "auto",
         max_epochs=config["train"]["max_epochs"],
         limit_train_batches=config["train"]["limit_batches"] or None,
+        # a limited evaluation reads a seeded random subset, not the first batches (tasks/base.py)
         limit_val_batches=config["train"]["limit_eval_batches"] or None,
         limit_test_batches=config["train"]["limit_eval_batches"] or None,
         gradient_clip_val=clip if clip > 0 else None,
-        deterministic=True if runtime.accelerator == "cpu" else "warn",
+        deterministic=True if device == "cpu" else "warn",
         callbacks=[checkpoint, EpochLog(run.metrics), throughput, RandomState(), DivergenceGuard()],
         logger=logger,
         log_every_n_steps=50,

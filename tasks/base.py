@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Literal
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from regbench.tasks.metrics import METRICS, MetricDef
 
@@ -37,6 +37,7 @@ class Protocol:
     model: Mapping[str, Any] = field(default_factory=dict)
     train: Mapping[str, Any] = field(default_factory=dict)
     regularizers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    execution: Mapping[str, Any] = field(default_factory=dict)  # threads, device, step mode
     tokens: bool = False  # inputs are token ids (an embedding), not features
 
     @property
@@ -112,6 +113,15 @@ class EpochShuffle(Sampler[int]):
 
     def __len__(self) -> int:
         return self.size
+
+
+EVAL_STREAM = 0xE7A1  # keeps the evaluation subsets' draws apart from epoch_seed's
+
+
+def evaluation_subset(size: int, n: int, seed: int, split: str) -> list[int]:
+    """`n` of `size` indices, drawn without replacement from (seed, split), in ascending order."""
+    rng = np.random.default_rng([seed, EVAL_STREAM, SPLITS.index(split)])
+    return sorted(rng.choice(size, n, replace=False).tolist())
 
 
 def loader(
@@ -192,10 +202,30 @@ class Task(L.LightningDataModule):
         return loader(train, self.batch_size, EpochShuffle(len(train), self.order_seed))
 
     def val_dataloader(self) -> DataLoader:
-        return loader(self.splits["val"], self.eval_batch_size)
+        return self.evaluation_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return loader(self.splits["test"], self.eval_batch_size)
+        return self.evaluation_loader("test")
+
+    # Language-model tasks (language.py) evaluate their own way: consecutive windows of a stream
+    # cut into `eval_batch_size` rows, the hidden state carried from one to the next, so a
+    # shuffled subset would not do. Their first n windows are a fair sample: every row's first
+    # n·bptt tokens, rows that start evenly spread over the whole split, read from a zero state
+    # as a full evaluation reads them.
+    def evaluation_loader(self, split: str) -> DataLoader:
+        """All of `split` in file order; where the trainer evaluates at most n batches
+        (train.limit_eval_batches), n batches' worth of items drawn from the data seed instead:
+        files may be sorted (SST-2's by label), so their first batches are no sample."""
+        data: Dataset = self.splits[split]
+        n = self.evaluation_limit(split) * self.eval_batch_size
+        if 0 < n < len(data):
+            data = Subset(data, evaluation_subset(len(data), n, self.data_seed, split))
+        return loader(data, self.eval_batch_size)
+
+    def evaluation_limit(self, split: str) -> int:
+        """The trainer's limit on evaluation batches of `split` (0: none, or no trainer)."""
+        limit = getattr(self.trainer, f"limit_{split}_batches", None)
+        return limit if isinstance(limit, int) else 0
 
     def split_sizes(self) -> dict[str, int]:
         self.setup()

@@ -261,14 +261,15 @@ def test_a_lightning_run_on_the_gpu_uses_cuda_graphs(tmp_path, tiny, monkeypatch
     from regbench.rundir import RunDir
     from regbench.train import Runtime, train
 
-    config = resolve("seq_digits", "zoneout", "lstm", 0, tiny["seq_digits"])
+    overrides = {**tiny["seq_digits"], "execution.device": "cuda"}
+    config = resolve("seq_digits", "zoneout", "lstm", 0, overrides)
     run = RunDir(tmp_path / Job(config).id)
     replays = []
     graphed_walk = layer_module.graphed_walk
     monkeypatch.setattr(
         layer_module, "graphed_walk", lambda *a, **k: replays.append(1) or graphed_walk(*a, **k)
     )
-    result = train(config, run.path, Runtime(accelerator="gpu", wandb="disabled"))
+    result = train(config, run.path, Runtime(wandb="disabled"))
     assert replays
     assert run.state() == "done"
     assert json.loads(run.provenance.read_text())["hardware"]

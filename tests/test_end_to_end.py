@@ -14,7 +14,7 @@ from regbench.jobs import Job
 from regbench.rundir import RunDir
 from regbench.train import Runtime, train
 
-CPU = Runtime(accelerator="cpu")
+CPU = Runtime()
 
 
 @pytest.mark.parametrize("task", ["seq_digits", "adding", "copy_memory"])
@@ -98,7 +98,8 @@ def test_grid_to_table_and_rerun_skips_done_runs(tmp_path, tiny, capsys):
 
 
 def test_one_run_over_two_processes_with_ddp(tmp_path, tiny):
-    """--devices 2 on the CPU: Lightning DDP with two processes, each on half the data."""
+    """execution.devices 2 on the CPU: Lightning DDP with two processes, each on half the
+    data."""
     import subprocess
     import sys
 
@@ -110,10 +111,8 @@ def test_one_run_over_two_processes_with_ddp(tmp_path, tiny):
         "run",
         "--task",
         "seq_digits",
-        "--devices",
-        "2",
-        "--accelerator",
-        "cpu",
+        "--set",
+        "execution.devices=2",
         "--runs-dir",
         str(tmp_path),
         "--wandb",

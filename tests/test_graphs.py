@@ -121,8 +121,9 @@ def test_graph_mode_on_the_cpu_walks_compiled_chunks_and_records_nothing():
 
 
 def test_auto_chooses_graphs_on_cuda():
-    assert choose_step_mode("auto", {}, None, cuda=True) == "graph"
-    assert choose_step_mode("compile", {}, None, cuda=True) == "compile"
+    cuda = {"device": "cuda", "step_mode": "auto"}
+    assert choose_step_mode({"execution": cuda}, None) == "graph"
+    assert choose_step_mode({"execution": {**cuda, "step_mode": "compile"}}, None) == "compile"
 
 
 def static_buffer_record(fn, samples, allow_unused_input):

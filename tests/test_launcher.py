@@ -94,8 +94,12 @@ def test_failures_are_recorded_by_kind_and_the_others_finish(tmp_path_factory, c
     with pytest.MonkeyPatch.context() as mp, probe_installed(root, mp):
         mp.setenv("WANDB_MODE", "disabled")
         code = main(["launch", str(grid), "--runs-dir", str(runs), "--workers", "2"])
-    out = capsys.readouterr().out
-    assert code == 1 and "3 of 5 runs failed" in out
+        out = capsys.readouterr().out
+        assert code == 1 and "2 of 5 runs done, 3 failed" in out
+        again = main(["launch", str(grid), "--runs-dir", str(runs)])  # trains nothing
+        out = capsys.readouterr().out
+        assert again == 1 and "3 failed" in out and "--retry-failed" in out
+        assert "nothing to train" not in out
     kinds = {}
     for run in runs.iterdir():
         config = read_json(run / "config.json")

@@ -9,7 +9,6 @@ import math
 import pytest
 from fake_runs import done, write_grid
 
-from regbench.collect import collect
 from regbench.errors import ConfigError
 from regbench.grid import load_grid
 from regbench.table import write_report
@@ -106,7 +105,7 @@ def test_reproduction_table_says_whether_ours_is_within_tolerance(tmp_path):
         key = (job.config["task"]["name"], job.config["variant"])
         if key in values:  # seq_digits dropout never ran
             done(job, runs, values[key][job.seed])
-    write_report(grid, collect(jobs, runs), runs, out, "pytest")
+    write_report(grid, jobs, runs, out, "pytest")
     repro = json.loads((out / "results.json").read_text())["reproduction"]
     assert [r["within"] for r in repro] == [True, False, True, None]
     assert repro[0]["ours_mean"] == pytest.approx(0.16) and repro[0]["ours_n"] == 3

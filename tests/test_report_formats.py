@@ -12,7 +12,6 @@ import subprocess
 import pytest
 from fake_runs import done, write_grid
 
-from regbench.collect import collect
 from regbench.jobs import config_hash
 from regbench.table import write_report
 
@@ -43,7 +42,7 @@ def report(tmp_path_factory):
         key = (job.config["task"]["name"], job.config["variant"])
         value = VALUES[key][job.seed]
         done(job, runs, value, curve=[value * 2, value * 1.5, value])
-    paths = write_report(grid, collect(jobs, runs), runs, out, "regbench report formats.yaml")
+    paths = write_report(grid, jobs, runs, out, "regbench report formats.yaml")
     return {"out": out, "paths": paths, "jobs": jobs}
 
 
@@ -154,3 +153,36 @@ def test_citation_file_names_the_project_version_and_license():
     assert cff["version"] == project["version"] == "0.1.0"
     assert cff["authors"] == [{"name": "regbench maintainers"}]
     assert cff["title"].startswith("regbench") and "manifest.json" in cff["message"]
+
+
+SWEPT = """name: swept
+tasks: [seq_digits]
+variants: [none, dropout]
+seeds: [0, 1]
+sweep: [{train.lr: 0.01}, {train.lr: 0.001}]
+references:
+  - {task: seq_digits, variant: dropout, point: {train.lr: 0.01}, value: 0.9,
+     source: "A. Author 2020, Table 9", tolerance: {plus_minus: 0.1}}
+"""
+
+
+def test_rows_differing_only_by_a_sweep_point_get_their_own_colour_and_setup_reference(
+    tmp_path,
+):
+    from regbench.collect import collect
+    from regbench.plots import _colors
+    from regbench.records import store_for
+    from regbench.report import build_report
+
+    grid, jobs = write_grid(tmp_path / "swept.yaml", SWEPT)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    for job in jobs:
+        done(job, runs, 0.8 + 0.01 * job.seed)
+    store = store_for(out, runs)
+    report = build_report(grid, collect(jobs, store), store, out, "r")
+    colors = _colors(report)
+    assert len(colors) == 4 and len(set(colors.values())) == 4  # one per table row
+    legend = (write_report(grid, jobs, runs, out, "r"), (out / "plots" / "cost.svg").read_text())
+    assert "dropout (lr=0.01)" in legend[1] and "dropout (lr=0.001)" in legend[1]
+    setup = (out / "table.md").read_text().split("## Setup")[1]
+    assert "A. Author 2020, Table 9" in setup and "regbench's own" not in setup

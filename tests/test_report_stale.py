@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from fake_runs import done, write_grid
 
-from regbench.collect import collect
 from regbench.grid import expand, load_grid
 from regbench.jobs import Job
 from regbench.launch import pending
@@ -19,7 +18,7 @@ from regbench.models.variants.zoneout import Zoneout
 from regbench.table import write_report
 from regbench.train import Runtime, train
 
-CPU = Runtime(accelerator="cpu", wandb="disabled")
+CPU = Runtime(wandb="disabled")
 
 
 def rows(out: Path) -> dict[str, dict]:
@@ -35,7 +34,7 @@ def test_a_bumped_variant_version_marks_only_its_rows_stale(tmp_path, tiny, monk
     jobs = expand(grid)
     for job in jobs:
         train(job.config, job.run_dir(runs).path, CPU)
-    write_report(grid, collect(jobs, runs), runs, out, "first")
+    write_report(grid, jobs, runs, out, "first")
     first = rows(out)
 
     old = Zoneout.version
@@ -47,7 +46,7 @@ def test_a_bumped_variant_version_marks_only_its_rows_stale(tmp_path, tiny, monk
     assert pending(bumped, runs, retry_failed=False) == zoneout  # a relaunch runs only these
 
     for command in ("second", "third"):  # still stale in a report of the stale report
-        write_report(grid, collect(bumped, runs), runs, out, command)
+        write_report(grid, bumped, runs, out, command)
         now = rows(out)
         assert (
             now["none"]["stale"] is None and now["none"]["test_mean"] == first["none"]["test_mean"]
@@ -67,7 +66,7 @@ def test_a_bumped_variant_version_marks_only_its_rows_stale(tmp_path, tiny, monk
     for job in pending(bumped, runs, retry_failed=False):
         train(job.config, job.run_dir(runs).path, CPU)
     assert pending(bumped, runs, retry_failed=False) == []
-    write_report(grid, collect(bumped, runs), runs, out, "fourth")
+    write_report(grid, bumped, runs, out, "fourth")
     rerun = rows(out)["zoneout"]
     assert rerun["stale"] is None and rerun["numbers_from"] == "current"
     assert rerun["done_ids"] == [j.id for j in zoneout]
@@ -121,7 +120,7 @@ def test_a_report_from_before_manifests_is_compared_through_its_run_dirs(tmp_pat
     for job, value in zip(old_jobs, values, strict=True):
         done(job, runs, value)
     legacy_report(out, old_jobs, values)
-    write_report(grid, collect(jobs, runs), runs, out, "regenerate")
+    write_report(grid, jobs, runs, out, "regenerate")
     now = rows(out)
     assert now["dropout"]["stale"]["changes"] == [f"versions.harness: {harness - 1} → {harness}"]
     assert now["dropout"]["test_values"] == [] and now["dropout"]["pending"] == 2
@@ -131,7 +130,7 @@ def test_a_report_from_before_manifests_is_compared_through_its_run_dirs(tmp_pat
     assert now["dropout"]["num_parameters"] == 1234 and now["dropout"]["memory_kind"] == "cpu"
 
     shutil.rmtree(runs)  # the old run directories are gone: the stored numbers remain
-    write_report(grid, collect(jobs, runs), runs, out, "again")
+    write_report(grid, jobs, runs, out, "again")
     assert rows(out)["none"]["stale_row"]["test_values"] == [0.80, 0.82]
 
 
@@ -140,8 +139,8 @@ def test_a_longer_seed_list_is_not_stale(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "out"
     for job, value in zip(jobs, [0.8, 0.82, 0.9, 0.94], strict=True):
         done(job, runs, value)
-    write_report(grid, collect(jobs, runs), runs, out, "first")
+    write_report(grid, jobs, runs, out, "first")
     grid, more = write_grid(tmp_path / "g.yaml", GRID.replace("[0, 1]", "[0, 1, 2]"))
-    write_report(grid, collect(more, runs), runs, out, "second")
+    write_report(grid, more, runs, out, "second")
     now = rows(out)
     assert now["none"]["stale"] is None and now["none"]["n"] == 2 and now["none"]["pending"] == 1

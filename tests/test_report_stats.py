@@ -11,7 +11,6 @@ import pytest
 from fake_runs import done, failed, write_grid
 from scipy import stats
 
-from regbench.collect import collect
 from regbench.stats import describe, gain_pct, welch
 from regbench.table import write_report
 
@@ -60,7 +59,7 @@ def test_report_numbers_match_scipy(tmp_path):
     for job, value in zip(jobs, NONE + DROPOUT, strict=True):
         time = 10.0 if job.config["variant"] == "none" else 15.0
         done(job, runs, value, train_time_s=time)
-    write_report(grid, collect(jobs, runs), runs, tmp_path / "out", "pytest")
+    write_report(grid, jobs, runs, tmp_path / "out", "pytest")
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     base, drop = rows
     assert drop["n"] == 4 and drop["test_values"] == DROPOUT
@@ -88,7 +87,7 @@ def test_a_failed_and_a_pending_seed_are_counted_not_dropped(tmp_path):
     done(dropout[1], runs, 0.91)
     failed(dropout[2], runs, kind="diverged", error="diverged: loss is nan at step 3")
     # dropout[3] never ran: pending
-    write_report(grid, collect(jobs, runs), runs, tmp_path / "out", "pytest")
+    write_report(grid, jobs, runs, tmp_path / "out", "pytest")
     rows = json.loads((tmp_path / "out" / "results.json").read_text())["rows"]
     drop = rows[1]
     assert drop["n"] == 2 and drop["failed"] == 1 and drop["pending"] == 1
@@ -111,7 +110,7 @@ def test_one_seed_shows_the_std_and_ci_as_undefined(tmp_path):
     runs = tmp_path / "runs"
     done(jobs[0], runs, 0.8)
     done(jobs[1], runs, 0.85)
-    write_report(grid, collect(jobs, runs), runs, tmp_path / "out", "pytest")
+    write_report(grid, jobs, runs, tmp_path / "out", "pytest")
     table = (tmp_path / "out" / "table.md").read_text()
     assert "| 0.8500 ± n/a | n/a (n = 1) | 1 | +0.0500 | – |" in table
     row = json.loads((tmp_path / "out" / "results.json").read_text())["rows"][1]

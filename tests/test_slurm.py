@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 from probe import probe_installed
-from regbench.collect import collect
 from regbench.errors import ConfigError
 from regbench.grid import Grid, expand, load_grid
 from regbench.jobs import Job
@@ -32,7 +31,7 @@ from regbench.slurm import SlurmOptions, launch_slurm, load_slurm_config
 from regbench.table import write_report
 
 CLUSTER_DIR = Path(os.environ.get("REGBENCH_SLURM_DIR", "/tmp/regbench-slurm"))
-RUNTIME = Runtime(accelerator="cpu", threads=1, wandb="disabled")
+RUNTIME = Runtime(wandb="disabled")
 OPTIONS = SlurmOptions(time_min=30, gpus_per_task=1, cpus_per_task=1)
 ADDING = (
     "{task.params.T: 12, task.params.n_train: 96, task.params.n_val: 32, "
@@ -232,8 +231,7 @@ def test_a_job_that_dies_is_failed_with_its_slurm_state(launched: Launched) -> N
 
 
 def test_collect_and_report(launched: Launched, tmp_path: Path) -> None:
-    records = collect(launched.jobs, launched.runs)
-    paths = write_report(launched.grid, records, launched.runs, tmp_path, "pytest")
+    paths = write_report(launched.grid, launched.jobs, launched.runs, tmp_path, "pytest")
     assert {p.name for p in paths} >= {"table.md", "results.json"}
     rows = json.loads((tmp_path / "results.json").read_text())["rows"]
     assert [(r["task"], r["n"], r["failed"]) for r in rows] == [
