@@ -184,9 +184,16 @@ def setup_lines(records: Sequence[Record], grid: Grid) -> list[str]:
     for (name, cell), config in configs.items():
         lines.append(_task_line(name, config, grid))
         for key, params in rates.get((name, cell), {}).items():
-            values = ", ".join(f"{k} {v:g}" for k, v in params.items())
+            values = ", ".join(f"{k} {_value(v)}" for k, v in params.items())
             lines.append(f"  - `{key}`: {values}")
     return lines
+
+
+def _value(value: Any) -> str:
+    """A regularizer parameter as the setup lists it: numbers in %g, others as they are."""
+    if isinstance(value, float | int) and not isinstance(value, bool):
+        return f"{value:g}"
+    return str(value)
 
 
 def _task_line(name: str, config: Mapping[str, Any], grid: Grid) -> str:
