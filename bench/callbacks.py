@@ -1,5 +1,5 @@
-"""Lightning callbacks that record a run and make it resumable: per-epoch metrics, training
-throughput, the random state, and a guard against divergence."""
+"""Lightning callbacks that record a run and make it resumable: per-epoch metrics, the
+attempt's wall time, training throughput, the random state, and a guard against divergence."""
 
 from __future__ import annotations
 
@@ -7,12 +7,17 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+
+from regbench.rundir import write_json_atomic, write_text_atomic
+
+History = Callable[[dict[str, Any]], None]
 
 
 class Diverged(RuntimeError):
@@ -21,18 +26,24 @@ class Diverged(RuntimeError):
 
 class EpochLog(L.Callback):
     """Appends one JSON line per epoch to metrics.jsonl: every logged epoch metric, the lr
-    and the epoch's wall time, after validation (train and val share a line). A resumed run
-    first drops the lines of epochs it will redo."""
+    and the epoch's wall time, after validation (train and val share a line), and sends each
+    row to `history` (the W&B run). A resumed run first drops the lines of epochs it will redo
+    and sends the lines it keeps, so the history of its W&B run holds every epoch once."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, history: History | None = None) -> None:
         self.path = path
+        self.history = history
         self.started = 0.0
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero and self.path.exists():
-            rows = [json.loads(ln) for ln in self.path.read_text().splitlines() if ln.strip()]
-            kept = [r for r in rows if r["epoch"] < trainer.current_epoch]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        if not trainer.is_global_zero or not self.path.exists():
+            return
+        rows = [json.loads(ln) for ln in self.path.read_text().splitlines() if ln.strip()]
+        kept = [r for r in rows if r["epoch"] < trainer.current_epoch]
+        write_text_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        if self.history:
+            for row in kept:
+                self.history(row)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.started = time.perf_counter()
@@ -47,6 +58,30 @@ class EpochLog(L.Callback):
         row["epoch_time_s"] = time.perf_counter() - self.started
         with open(self.path, "a") as f:
             f.write(json.dumps(row, allow_nan=True) + "\n")
+        if self.history:
+            self.history(row)
+
+
+class AttemptClock(L.Callback):
+    """Keeps the wall time in attempts.json current: the earlier attempts' time plus this
+    attempt's so far, rewritten after every epoch, so a killed attempt loses at most the time
+    of the epoch it was in."""
+
+    def __init__(self, path: Path, record: dict[str, Any]) -> None:
+        self.path = path
+        self.record = record
+        self.before = record["wall_time_s"]
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.save()
+
+    def save(self) -> dict[str, Any]:
+        """attempts.json with the time until now; returns its record."""
+        self.record["wall_time_s"] = self.before + time.perf_counter() - self.started
+        write_json_atomic(self.path, self.record)
+        return self.record
 
 
 class Throughput(L.Callback):

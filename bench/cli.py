@@ -53,7 +53,7 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from regbench.config import resolve
     from regbench.jobs import Job
-    from regbench.launch import check_data, distributed_child, run_job
+    from regbench.launch import check_checkpoints, check_data, distributed_child, run_job
     from regbench.runtime import require_gpu
 
     config = resolve(
@@ -69,6 +69,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     runtime = _runtime(args)
     require_gpu([job], "regbench run")
+    check_checkpoints([job], _runs_dir(args))
     check_data([job], runtime, console.print)
     console.print(f"{job.label} → {run.path}")
     outcome = run_job(dict(config), str(run.path), runtime)
@@ -100,9 +101,13 @@ def _out(args: argparse.Namespace, grid: Any) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from regbench.launch import check_grid_data
     from regbench.status import report
 
     grid, store, jobs = _grid(args)
+    if args.command != "status":  # validate and launch --dry-run check what launch would
+        retry = getattr(args, "retry_failed", False)
+        check_grid_data(jobs, _runs_dir(args), store, args.data_dir, console.print, retry)
     workers = getattr(args, "workers", 1)
     report(console, grid.name, jobs, _runs_dir(args), args.verbose, workers, store)
     return 0
@@ -293,12 +298,22 @@ def parser() -> argparse.ArgumentParser:
     launch.add_argument("--out", help=OUT_HELP)
     for name, func, text in (
         ("status", cmd_status, "count done / running / pending / failed runs and the cost left"),
-        ("validate", cmd_status, "check a grid file and list its jobs (launch --dry-run)"),
+        (
+            "validate",
+            cmd_status,
+            "check a grid file and the data of its jobs to run, list its jobs (launch --dry-run)",
+        ),
         ("report", cmd_report, "write the grid's results tables and run records"),
     ):
         p = sub.add_parser(name, help=text)
         p.add_argument("grid")
         p.add_argument("--runs-dir")
+        if name == "validate":
+            p.add_argument(
+                "--data-dir",
+                help="local data to check, as launch reads it (env REGBENCH_DATA; "
+                "default: the Hugging Face hub)",
+            )
         p.add_argument("--out", help=OUT_HELP)
         if name == "report":
             p.add_argument(

@@ -11,6 +11,7 @@ anything runs.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -53,11 +54,15 @@ class Field:
 
 
 def _coerce(key: str, value: Any, kind: type) -> Any:
+    """`value` as a `kind`: ints are accepted as floats; a float must be finite (YAML's .nan
+    and .inf are floats, but no setting means them, and JSON, which hashes the job, has none)."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         got = type(value).__name__
         raise ConfigError(f"{key}: expected {kind.__name__}, got {got} {value!r}.")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{key}: must be a finite number, got {value}.")
     return value
 
 
@@ -181,6 +186,7 @@ def resolve(
     flat |= _applicable(overrides or {}, fields, where)
     checked = {k: fields[k].check(_where(where, k), v) for k, v in flat.items()}
     config = _nest(checked)
+    config.setdefault("task", {}).setdefault("params", {})  # a task without parameters
     problem = task_cls.check_params(config["task"]["params"])
     if problem:
         raise ConfigError(f"{_where(where, 'task.params')}: {problem}")

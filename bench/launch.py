@@ -27,14 +27,17 @@ from regbench.local import plan_slots, run_local
 from regbench.progress import LaunchView
 from regbench.provenance import now
 from regbench.records import RecordStore, RunRecord, from_run_dir
-from regbench.rundir import RunDir, write_json_atomic
+from regbench.rundir import RunDir, UnsafeCheckpoint, load_checkpoint, write_json_atomic
 from regbench.runtime import Runtime, require_gpu, require_one_device
+from regbench.tasks import get_task
+from regbench.tasks.sources import data_dir as local_data
 from regbench.train import build_task, train
 
 
 def run_job(config: dict[str, Any], run_dir: str, runtime: Runtime) -> dict[str, Any]:
-    """Train (or resume) one job; a failure is written to failed.json instead of raised.
-    A job whose run directory another process holds is left to it ('busy')."""
+    """Train (or resume) one job; a failure is written to failed.json instead of raised (a
+    checkpoint that cannot be loaded safely as one line naming it). A job whose run directory
+    another process holds is left to it ('busy')."""
     run = RunDir(run_dir)
     if distributed_child():
         return {"state": "done", "result": train(config, run_dir, runtime)}
@@ -45,6 +48,9 @@ def run_job(config: dict[str, Any], run_dir: str, runtime: Runtime) -> dict[str,
             return {"state": "done", "result": json.loads(run.result.read_text())}
         try:
             return {"state": "done", "result": train(config, run_dir, runtime)}
+        except UnsafeCheckpoint as err:  # refused before anything in it ran; kept as evidence
+            record_failure(run, str(err), "")
+            return {"state": "failed", "error": str(err)}
         except Diverged as err:
             record_failure(run, f"diverged: {err}", traceback.format_exc(), kind="diverged")
             return {"state": "failed", "error": f"diverged: {err}"}
@@ -121,6 +127,42 @@ def check_data(jobs: Sequence[Job], runtime: Runtime, echo: Callable[[str], None
         build_task(job.config, runtime.data_dir).prepare_data()
 
 
+def check_checkpoints(jobs: Sequence[Job], runs_dir: Path) -> None:
+    """Refuse, before any run starts, a job whose checkpoint would run code when loaded
+    (UnsafeCheckpoint, one line naming it). Read-only: a damaged file, or one being written by
+    a run in another process, is left to that job's own resume under its lock."""
+    for job in jobs:
+        for name in ("last.ckpt", "best.ckpt"):
+            path = job.run_dir(runs_dir).checkpoints / name
+            if not path.is_file():
+                continue
+            try:
+                load_checkpoint(path)
+            except UnsafeCheckpoint:
+                raise
+            except Exception:  # damaged or half-written: its resume decides
+                continue
+
+
+def check_grid_data(
+    jobs: Sequence[Job],
+    runs_dir: Path,
+    store: RecordStore | None,
+    data_dir: str | None,
+    echo: Callable[[str], None],
+    retry_failed: bool = False,
+) -> None:
+    """What `launch` checks of the data, for `validate` and `launch --dry-run`: the data of
+    every task with a job left to run (a DataError naming a bad file), then one line."""
+    todo = pending(jobs, runs_dir, retry_failed, store)
+    check_checkpoints(todo, runs_dir)
+    check_data(todo, Runtime(data_dir=data_dir), echo)
+    names = sorted({j.config["task"]["name"] for j in todo})
+    if external := [n for n in names if get_task(n).external_data]:
+        where = local_data(data_dir) or "the Hugging Face hub"
+        echo(f"data of {', '.join(external)}: checked ({where})")
+
+
 def launch(
     jobs: Sequence[Job],
     runs_dir: Path,
@@ -141,6 +183,7 @@ def launch(
     where = f"grid {runtime.group}" if runtime.group else "launch"
     require_one_device(todo, where)
     require_gpu(todo, where)
+    check_checkpoints(todo, runs_dir)
     check_data(todo, runtime, echo)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
     slots = plan_slots(todo, workers, jobs_per_gpu)

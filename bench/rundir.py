@@ -5,12 +5,18 @@
     result.json       val metrics at the selected epoch, test metrics, cost
     provenance.json   code version, packages, hardware, seeds, command
     failed.json       the error of a failed attempt (removed when a later attempt succeeds)
-    attempts.json     how many attempts the run took and the epochs it resumed from
-    checkpoints/      best.ckpt (selected on validation) and last.ckpt (to resume from)
+    attempts.json     every attempt, the epochs it resumed from, and the wall time of all of
+                      them (written when an attempt starts and after each of its epochs)
+    checkpoints/      best.ckpt (selected on validation) and last.ckpt (the last finished
+                      epoch, to resume from)
     wandb/            the W&B run files (offline unless configured)
     done              written atomically, last: the run is finished
 
 A run is `done` only if the marker exists; everything else is pending or failed.
+
+A run directory may come from elsewhere (a shared disk, a download), so its checkpoints are
+loaded without running code: `torch.load(weights_only=True)` with the allow-list
+CHECKPOINT_GLOBALS, and a checkpoint whose pickle asks for anything else is refused.
 """
 
 from __future__ import annotations
@@ -19,24 +25,84 @@ import contextlib
 import fcntl
 import json
 import os
+import pickle
+import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import torch
 
+from regbench.errors import ConfigError
+
 State = Literal["done", "failed", "pending"]
+
+# What a regbench checkpoint may hold beyond what torch's weights-only loader allows anyway
+# (tensors, dicts, lists, tuples, str, int, float, bool, None). Lightning's checkpoint of a
+# run holds only those: the model, optimizer and scheduler state dicts, the loop counters and
+# the callbacks' states, whose random states are stored as tensors and plain lists
+# (callbacks.RandomState). Add a class here only if a checkpoint must hold it, and name it
+# exactly; every checkpoint load of regbench (this module's and Lightning's in train.py)
+# allows these and nothing else.
+CHECKPOINT_GLOBALS: tuple[Any, ...] = ()
+
+
+class UnsafeCheckpoint(ConfigError):
+    """A checkpoint whose pickle asks for more than CHECKPOINT_GLOBALS: it could run code."""
+
+
+class Resume(NamedTuple):
+    """Where an unfinished run resumes: its last.ckpt and the epoch that checkpoint ended."""
+
+    path: Path
+    epoch: int
+
+
+def safe_loading() -> contextlib.AbstractContextManager[None]:
+    """The allow-list for torch.load(weights_only=True), for loads that Lightning makes."""
+    return torch.serialization.safe_globals(list(CHECKPOINT_GLOBALS))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint loaded without running code; UnsafeCheckpoint (one line naming the file)
+    if its pickle asks for anything outside the allow-list. A damaged file (cut short by a
+    kill) raises what torch raises for it."""
+    with safe_loading(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            raise UnsafeCheckpoint(
+                f"{path}: not a checkpoint regbench can load safely ({_forbidden(path, err)}; "
+                "nothing in it was run); delete it to restart the run."
+            ) from None
+
+
+def _forbidden(path: Path, err: Exception) -> str:
+    """What the pickle asks for, read without unpickling it."""
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # not a torch zip file: the names torch's loader stopped at
+        names = re.findall(r"GLOBAL ([\w.]+)", str(err))
+    if names:
+        return f"its pickle calls {', '.join(sorted(set(names)))}, outside the allow-list"
+    return "its pickle holds what no checkpoint holds"
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` through a temporary file and rename (a kill leaves the old file whole)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -69,18 +135,38 @@ class RunDir:
             return "failed"
         return "pending"
 
-    def resume_point(self) -> Path | None:
-        """checkpoints/last.ckpt of an unfinished run, if it loads; a damaged one (a kill in
-        mid-write) is removed and the run starts afresh."""
+    def resume_point(self) -> Resume | None:
+        """checkpoints/last.ckpt of an unfinished run and the epoch it ended, if it and
+        best.ckpt load safely. A damaged checkpoint (a kill in mid-write) is removed and the
+        run starts afresh; one whose pickle asks for more than a checkpoint holds raises
+        UnsafeCheckpoint and is kept, as evidence."""
         last = self.checkpoints / "last.ckpt"
         if self.state() == "done" or not last.is_file():
             return None
         try:
-            torch.load(last, map_location="cpu", weights_only=False)
+            epoch = int(load_checkpoint(last)["epoch"])
+            if (self.checkpoints / "best.ckpt").is_file():
+                load_checkpoint(self.checkpoints / "best.ckpt")
+        except UnsafeCheckpoint:
+            raise
         except Exception:
             shutil.rmtree(self.checkpoints, ignore_errors=True)
             return None
-        return last
+        return Resume(last, epoch)
+
+    def begin_attempt(self, resume: Resume | None) -> dict[str, Any]:
+        """attempts.json counting the attempt that starts now, written at once, so an attempt
+        killed before its first checkpoint still counts; earlier attempts' wall time is kept
+        whether this one resumes or starts afresh."""
+        if self.attempts.is_file():
+            record = read_json(self.attempts)
+        else:  # a run that resumes from before attempts.json was kept had one attempt
+            record = {"attempts": int(resume is not None), "resumed_from_epochs": []}
+        record = {"wall_time_s": 0.0, **record, "attempts": record["attempts"] + 1}
+        if resume is not None:
+            record["resumed_from_epochs"] = [*record["resumed_from_epochs"], resume.epoch]
+        write_json_atomic(self.attempts, record)
+        return record
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[bool]:
@@ -116,7 +202,8 @@ class RunDir:
         return None
 
     def start_fresh(self) -> None:
-        """Clear what an unfinished earlier attempt left (never called on a done run)."""
+        """Clear the metrics and checkpoints an unfinished earlier attempt left (never called on
+        a done run); attempts.json keeps counting."""
         if self.state() == "done":
             raise RuntimeError(f"{self.path} is done; refusing to overwrite a finished run")
         self.path.mkdir(parents=True, exist_ok=True)

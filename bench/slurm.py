@@ -359,9 +359,10 @@ def launch_slurm(
 ) -> Summary:
     """Run every job of `jobs` that is not done (and not failed, unless retry_failed; a
     committed record in `store` counts) as one SLURM job array, wait, and summarise."""
-    from regbench.launch import Summary, check_data, pending
+    from regbench.launch import Summary, check_checkpoints, check_data, pending
 
     todo = pending(jobs, runs_dir, retry_failed, store)
+    check_checkpoints(todo, runs_dir)
     check_allocation(todo, options, runtime.group, echo)
     check_data(todo, runtime, echo)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))

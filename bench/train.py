@@ -5,14 +5,14 @@ section; the checkpoint with the best validation metric is selected; the test sp
 evaluated once, on that checkpoint. Everything is written to the run directory, the
 `done` marker last. An unfinished run directory with a checkpoint resumes from it: model,
 optimizer, scheduler, loop position and random state, so it ends where an uninterrupted run
-would have.
+would have. Every checkpoint is loaded without running code (rundir.load_checkpoint, and
+Lightning's loads with weights_only=True and the same allow-list).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,10 +22,11 @@ import torch
 from lightning.fabric.utilities.warnings import PossibleUserWarning
 
 from regbench import memory
+from regbench.callbacks import AttemptClock
 from regbench.jobs import config_hash
 from regbench.models import SequenceModel
 from regbench.provenance import now, provenance
-from regbench.rundir import RunDir, read_json, write_json_atomic
+from regbench.rundir import Resume, RunDir, safe_loading, write_json_atomic
 from regbench.runtime import Runtime, choose_step_mode, cpu_threads
 from regbench.tasks import Task, get_task
 from regbench.tasks.sources import data_dir
@@ -62,23 +63,14 @@ def _selected_epoch(run: RunDir, key: str, direction: str) -> dict[str, Any]:
     return min(rows, key=lambda r: sign * r[key])
 
 
-def _begin(run: RunDir, config: Mapping[str, Any]) -> tuple[Path | None, dict[str, Any]]:
-    """Resume point and attempt record of this attempt; a fresh start clears leftovers."""
+def _begin(run: RunDir, config: Mapping[str, Any]) -> tuple[Resume | None, AttemptClock]:
+    """Resume point and attempt clock of this attempt (counted in attempts.json at once); a
+    fresh start clears the metrics and checkpoints an earlier attempt left."""
     resume = run.resume_point()
     if resume is None:
         run.start_fresh()
         write_json_atomic(run.config, dict(config))
-        attempts: dict[str, Any] = {"attempts": 0, "resumed_from_epochs": [], "wall_time_s": 0.0}
-    else:
-        attempts = (
-            read_json(run.attempts)
-            if run.attempts.exists()
-            else {"attempts": 1, "resumed_from_epochs": [], "wall_time_s": 0.0}
-        )
-        epoch = torch.load(resume, map_location="cpu", weights_only=False)["epoch"]
-        attempts["resumed_from_epochs"].append(epoch)
-    attempts["attempts"] += 1
-    return resume, attempts
+    return resume, AttemptClock(run.attempts, run.begin_attempt(resume))
 
 
 def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime | None = None) -> dict:
@@ -91,11 +83,23 @@ def _train(config: Mapping[str, Any], run: RunDir, runtime: Runtime) -> dict:
     quiet_lightning()
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP child: rank 0 owns the directory
         last = run.checkpoints / "last.ckpt"
-        resume, attempts = (last if last.is_file() else None), {}
-    else:
-        resume, attempts = _begin(run, config)
-        write_json_atomic(run.attempts, attempts)
-    started, started_at = time.perf_counter(), now()
+        return _attempt(config, run, runtime, last if last.is_file() else None, None)
+    point, clock = _begin(run, config)
+    try:
+        return _attempt(config, run, runtime, point.path if point else None, clock)
+    except BaseException:
+        clock.save()  # a failed attempt's time counts too
+        raise
+
+
+def _attempt(
+    config: Mapping[str, Any],
+    run: RunDir,
+    runtime: Runtime,
+    resume: Path | None,
+    clock: AttemptClock | None,
+) -> dict:
+    started_at = now()
     memory.reset_peak()
 
     protocol = get_task(config["task"]["name"]).protocol
@@ -107,16 +111,14 @@ def _train(config: Mapping[str, Any], run: RunDir, runtime: Runtime) -> dict:
     model.net.set_step_mode(step_mode)
     torch.manual_seed(config["seeds"]["mask"])
     job_id = config_hash(config)[:12]
-    parts = build_trainer(config, run, runtime, protocol.metric, protocol.direction, job_id)
+    parts = build_trainer(config, run, runtime, protocol.metric, protocol.direction, job_id, clock)
     try:
-        parts.trainer.fit(model, datamodule=task, ckpt_path=resume)
-        (test,) = parts.trainer.test(model, datamodule=task, ckpt_path="best", verbose=False)
+        test = _fit_and_test(parts, model, task, resume)
     finally:
         _close(parts)
-    if not parts.trainer.is_global_zero:
+    if clock is None or not parts.trainer.is_global_zero:
         return {}
-    attempts["wall_time_s"] += time.perf_counter() - started
-    write_json_atomic(run.attempts, attempts)
+    attempts = clock.save()
     result = _result(config, run, protocol, parts, test, model, task)
     result |= {
         "step_mode": step_mode,
@@ -129,6 +131,23 @@ def _train(config: Mapping[str, Any], run: RunDir, runtime: Runtime) -> dict:
     run.failed.unlink(missing_ok=True)
     run.mark_done()
     return result
+
+
+def _fit_and_test(
+    parts: Parts, model: SequenceModel, task: Task, resume: Path | None
+) -> dict[str, float]:
+    """Train (from `resume` if given), then test once on best.ckpt; both checkpoint loads
+    without running code. The test metrics end the W&B history."""
+    trainer = parts.trainer
+    with safe_loading():
+        trainer.fit(model, datamodule=task, ckpt_path=resume, weights_only=True)
+        best = parts.checkpoint.best_model_path
+        (test,) = trainer.test(
+            model, datamodule=task, ckpt_path=best, weights_only=True, verbose=False
+        )
+    if parts.logger and trainer.is_global_zero:
+        parts.logger.log_test(test, trainer.global_step)
+    return test
 
 
 def _result(

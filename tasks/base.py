@@ -187,8 +187,11 @@ class Task(L.LightningDataModule):
 
     # -- LightningDataModule ----------------------------------------------------------------
     def prepare_data(self) -> None:
-        """Check and cache the data before any run starts (a no-op for generated data)."""
-        if self.external_data:
+        """Check and cache the data before any run starts (a no-op for generated data): the
+        launcher calls it once per task, building the splits and dropping them. In a run,
+        where the splits are built already (before the model: `input_spec`), Lightning's calls
+        before fit and test change nothing."""
+        if self.external_data and not self.splits:
             self.setup()
             self.splits = {}
 

@@ -26,7 +26,15 @@ import torch
 from regbench.tasks.base import InputSpec, Protocol, Task
 from regbench.tasks.cache import cached
 from regbench.tasks.registry import register_task
-from regbench.tasks.sources import DataError, digest, fingerprint, hub_key, load_hub
+from regbench.tasks.sources import (
+    DataError,
+    digest,
+    fingerprint,
+    hub_key,
+    load_hub,
+    read_bytes,
+    read_text,
+)
 from regbench.tasks.text import padded, vocabulary_by_count
 
 WORDS = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
@@ -54,7 +62,7 @@ def read_folder(root: Path, split: str, require_full: bool = True) -> tuple[list
                     f"{path}: not an aclImdb {polarity} review (<id>_<rating>.txt "
                     f"with rating {RATINGS[polarity].start}–{RATINGS[polarity][-1]})."
                 )
-            texts.append(path.read_text(encoding="utf-8"))
+            texts.append(read_text(path, f"aclImdb {polarity} review", "replace the folder."))
             labels.append(label)
         if require_full and len(files) != PER_FOLDER:
             raise DataError(
@@ -67,7 +75,10 @@ def read_folder(root: Path, split: str, require_full: bool = True) -> tuple[list
 def content_key(root: Path) -> str:
     """A key of every review file's name and content."""
     files = sorted((root / "aclImdb").glob("*/*/*.txt"))
-    return fingerprint(f"{p.relative_to(root)}:{digest(p.read_bytes())}" for p in files)
+    return fingerprint(
+        f"{p.relative_to(root)}:{digest(read_bytes(p, 'aclImdb review', 'replace the folder.'))}"
+        for p in files
+    )
 
 
 def read_local(root: Path) -> dict[str, tuple[list[str], list[int]]]:
@@ -123,10 +134,8 @@ class Imdb(Task):
             hub = load_hub("imdb", "stanfordnlp/imdb", "aclImdb/{train,test}/{pos,neg}/")
             key, read = hub_key(hub), partial(read_hub, hub)
         else:
-            key, read = (
-                fingerprint(["aclImdb", str(self.data_dir.resolve())]),
-                partial(read_local, self.data_dir),
-            )
+            # keyed by every review's name and content: a changed or damaged file rebuilds
+            key, read = content_key(self.data_dir), partial(read_local, self.data_dir)
         data = cached("imdb", self.protocol.version, key, partial(tokenized, read))
         train_tokens, train_labels = data["train"]
         order = np.random.default_rng(self.params["split_seed"]).permutation(len(train_labels))

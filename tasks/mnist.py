@@ -14,7 +14,6 @@ by the SHA-256 of their decompressed content and their IDX headers. Hub: `ylecun
 
 from __future__ import annotations
 
-import gzip
 import struct
 from collections.abc import Mapping
 from functools import partial
@@ -26,7 +25,7 @@ import torch
 from regbench.tasks.base import InputSpec, Protocol, Task
 from regbench.tasks.cache import cached
 from regbench.tasks.registry import register_task
-from regbench.tasks.sources import DataError, check_digest, hub_key, load_hub, require_file
+from regbench.tasks.sources import DataError, check_digest, gunzip, hub_key, load_hub, read_bytes
 
 MEAN, STD = 0.1307, 0.3081
 IDX = {  # name: (sha256 of the decompressed file, magic, dims)
@@ -56,13 +55,7 @@ HINT = "the four MNIST IDX files (train-images-idx3-ubyte.gz, …)"
 
 def read_idx(path: Any, expected: tuple[str, int, tuple[int, ...]]) -> np.ndarray:
     """One IDX file: gunzip, check hash and header, return the uint8 array."""
-    require_file(path, "MNIST file", f"expected {HINT} in {path.parent}.")
-    try:
-        data = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError):
-        raise DataError(
-            f"{path}: not a complete gzip file; replace it with the original."
-        ) from None
+    data = gunzip(path, read_bytes(path, "MNIST file", f"expected {HINT} in {path.parent}."))
     digest, magic, dims = expected
     found = struct.unpack(">I", data[:4])[0] if len(data) >= 4 else None
     if found != magic:

@@ -17,7 +17,6 @@ into characters, so the character task is built from it too).
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 from regbench.tasks.base import Protocol
@@ -26,10 +25,11 @@ from regbench.tasks.registry import register_task
 from regbench.tasks.sources import (
     check_digest,
     fingerprint,
+    gunzip,
     hub_key,
     load_hub,
     load_text_files,
-    require_file,
+    read_bytes,
 )
 
 SPLIT_NAMES = {"train": "train", "val": "valid", "test": "test"}
@@ -62,17 +62,9 @@ def char_files(folder: Path) -> dict[str, Path]:
 
 def read_verified(files: dict[str, Path], expected: dict[str, str], algorithm: str) -> None:
     for split, path in files.items():
-        require_file(path, f"PTB {split} file", f"expected {HINT}")
-        data = path.read_bytes()
+        data = read_bytes(path, f"PTB {split} file", f"expected {HINT}")
         if path.suffix == ".gz":
-            try:
-                data = gzip.decompress(data)
-            except (OSError, EOFError):
-                from regbench.tasks.sources import DataError
-
-                raise DataError(
-                    f"{path}: not a complete gzip file; replace it with the original."
-                ) from None
+            data = gunzip(path, data)
         check_digest(path, data, expected[split], algorithm)
 
 

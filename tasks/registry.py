@@ -2,7 +2,8 @@
 
 Tasks of other packages register through the entry-point group `regbench.tasks`: an entry
 `name = "package.module:TaskClass"` is imported the first time the registry is asked for a
-task it does not know, or for the list of tasks.
+task it does not know, or for the list of tasks (which every config resolution asks for).
+A plugin whose task name is already taken is refused, naming both classes.
 """
 
 from __future__ import annotations
@@ -39,8 +40,19 @@ def load_plugins() -> None:
             ) from None
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise ConfigError(f"task plugin {entry.name!r} ({entry.value}) is not a Task class.")
-        if cls.protocol.name not in _TASKS:
-            register_task(cls)
+        _register_plugin(entry.name, entry.value, cls)
+
+
+def _register_plugin(entry: str, value: str, cls: type[Task]) -> None:
+    """Register a plugin's task; a ConfigError naming both classes when its name is taken."""
+    name = cls.protocol.name
+    taken = _TASKS.get(name)
+    if taken is not None and taken is not cls:
+        raise ConfigError(
+            f"task plugin {entry!r} ({value}) is named {name!r}, the name of the task "
+            f"{taken.__module__}:{taken.__qualname__}; give its protocol another name."
+        )
+    _TASKS[name] = cls
 
 
 def get_task(name: str, where: str = "") -> type[Task]:

@@ -10,9 +10,11 @@ message saying how to get the data, instead of `datasets`' retries.
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import os
 import socket
+import zlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -45,9 +47,55 @@ def cache_dir() -> Path:
 
 
 def require_file(path: Path, what: str, hint: str) -> Path:
-    if not path.is_file():
+    """`path`, if it is a file; a DataError naming it when it is missing or something else."""
+    try:
+        exists, is_file = path.exists(), path.is_file()
+    except OSError as err:  # a folder on the way that cannot be searched
+        raise unreadable(path, what, err) from None
+    if not exists:
         raise DataError(f"{path}: missing {what}; {hint}")
+    if not is_file:
+        raise DataError(f"{path}: not a regular file but {what} expected; {hint}")
     return path
+
+
+def unreadable(path: Path, what: str, err: OSError) -> DataError:
+    return DataError(
+        f"{path}: cannot read {what} ({err.strerror or type(err).__name__}); "
+        "check its permissions, or replace it with the original."
+    )
+
+
+def read_bytes(path: Path, what: str, hint: str) -> bytes:
+    """The content of a data file; a DataError naming it when it is missing or unreadable."""
+    require_file(path, what, hint)
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise unreadable(path, what, err) from None
+
+
+def read_text(path: Path, what: str, hint: str) -> str:
+    """A data file as UTF-8 text (read_bytes' checks, plus the encoding)."""
+    data = read_bytes(path, what, hint)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {err.start:,}); {what} expected; {hint}"
+        ) from None
+
+
+def gunzip(path: Path, data: bytes) -> bytes:
+    """`data` (read from `path`) decompressed; a DataError naming the file when it is not a
+    complete, intact gzip stream (truncated, a flipped byte, another format)."""
+    try:
+        return gzip.decompress(data)
+    except EOFError:
+        problem = "it ends early: truncated"
+    except (OSError, zlib.error) as err:  # BadGzipFile (header, CRC, size), deflate errors
+        problem = f"corrupted: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+    raise DataError(f"{path}: not a complete gzip file ({problem}); replace it with the original.")
 
 
 def digest(data: bytes, algorithm: str = "sha256") -> str:

@@ -42,7 +42,8 @@ from regbench.tasks.sources import (
     fingerprint,
     hub_key,
     load_hub,
-    require_file,
+    read_bytes,
+    read_text,
 )
 from regbench.tasks.text import padded, vocabulary_by_count
 
@@ -52,6 +53,7 @@ ROOT_COUNTS = {  # labels 0–4 of the roots, per file
     "val": [139, 289, 229, 279, 165],
     "test": [279, 633, 389, 510, 399],
 }
+HINT = "expected sst/trees/{train,dev,test}.txt (trainDevTestTrees_PTB)."
 TOKEN = re.compile(r"\(|\)|[^\s()]+")
 Node = tuple[int, int, int]  # label, start, end (leaf positions)
 
@@ -85,12 +87,8 @@ def parse_tree(line: str, where: str) -> tuple[list[str], list[Node]]:
 def read_trees(folder: Path) -> dict[str, list[tuple[list[str], list[Node]]]]:
     trees = {}
     for split, name in FILES.items():
-        path = require_file(
-            folder / "sst" / "trees" / name,
-            f"SST {split} trees",
-            "expected sst/trees/{train,dev,test}.txt (trainDevTestTrees_PTB).",
-        )
-        lines = path.read_text(encoding="utf-8").splitlines()
+        path = folder / "sst" / "trees" / name
+        lines = read_text(path, f"SST {split} trees", HINT).splitlines()
         parsed = [parse_tree(ln, f"{path}:{i + 1}") for i, ln in enumerate(lines) if ln.strip()]
         counts = [sum(n[-1][0] == k for _, n in parsed) for k in range(5)]
         if counts != ROOT_COUNTS[split]:
@@ -203,9 +201,8 @@ class Sst2(Task):
             return cached("sst2", self.protocol.version, key, partial(build_from_hub, hub)), key
         folder = self.data_dir
         key = fingerprint(
-            digest((folder / "sst" / "trees" / n).read_bytes())
-            for n in FILES.values()
-            if (folder / "sst" / "trees" / n).is_file()
+            digest(read_bytes(folder / "sst" / "trees" / name, f"SST {split} trees", HINT))
+            for split, name in FILES.items()
         )
         return cached("sst2", self.protocol.version, key, partial(_from_folder, folder)), key
 

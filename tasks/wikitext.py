@@ -22,7 +22,7 @@ from regbench.tasks.sources import (
     hub_key,
     load_hub,
     load_text_files,
-    require_file,
+    read_bytes,
 )
 
 HUB_ID, HUB_CONFIG = "Salesforce/wikitext", "wikitext-2-v1"
@@ -76,10 +76,11 @@ class WikiText2(LanguageModelTask):
                 s: folder / f"wiki.{n}.tokens"
                 for s, n in (("train", "train"), ("val", "valid"), ("test", "test"))
             }
-            for split, path in files.items():
-                require_file(path, f"WikiText-2 {split} file", f"expected {HINT}.")
+            key = fingerprint(
+                digest(read_bytes(path, f"WikiText-2 {split} file", f"expected {HINT}."))
+                for split, path in files.items()
+            )
             text = load_text_files(files)
-            key = fingerprint(digest(p.read_bytes()) for p in files.values())
         lines = {s: [ln.split() for ln in rows] for s, rows in text.items()}
         return lines, key
 

@@ -118,3 +118,16 @@ def test_imdb_reviews_truncated_to_their_last_tokens(tmp_path, monkeypatch):
     lengths = task.splits["test"].tensors["lengths"]
     assert lengths.max() == 5
     assert imdb.tokenize("A film<br />LOVED it's") == ["a", "film", "loved", "it's"]
+
+
+def test_imdb_cache_follows_the_review_files_content(tmp_path, monkeypatch):
+    """The processed IMDB entry is keyed by every review's content, not the folder's path:
+    a review changed after the first build is read again (and a damaged one checked)."""
+    fixtures.write_imdb(tmp_path)
+    monkeypatch.setattr(imdb, "PER_FOLDER", 6)
+    first = make("imdb", tmp_path, n_val=2, max_len=50, vocab_size=50)
+    assert "zebra" not in first.vocab
+    review = tmp_path / "aclImdb" / "train" / "pos" / "0_9.txt"
+    review.write_text("zebra " * 20)
+    again = make("imdb", tmp_path, n_val=2, max_len=50, vocab_size=50)
+    assert "zebra" in again.vocab
