@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 
 from regbench.collect import Key, Row
 from regbench.search import base_point
-from regbench.stats import gain_pct, holm, ratio_pct, welch
+from regbench.stats import finite_mean, gain_pct, holm, ratio_pct, welch
 
 BASELINE = "none"
 
@@ -24,18 +24,14 @@ class Comparison:
     time_overhead_pct: float  # mean train time vs none, in %
 
 
-def _mean(values: Sequence[float]) -> float:
-    return math.fsum(values) / len(values) if values else math.nan
-
-
 def compare(row: Row, base: Row) -> Comparison:
     delta, p = welch(row.test, base.test)
     return Comparison(
         delta=delta,
         p_value=p,
         p_holm=math.nan,
-        gain_pct=gain_pct(_mean(row.test), _mean(base.test), row.direction),
-        time_overhead_pct=ratio_pct(_mean(row.train_time_s), _mean(base.train_time_s)),
+        gain_pct=gain_pct(finite_mean(row.test), finite_mean(base.test), row.direction),
+        time_overhead_pct=ratio_pct(finite_mean(row.train_time_s), finite_mean(base.train_time_s)),
     )
 
 

@@ -70,7 +70,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime = _runtime(args)
     require_gpu([job], "regbench run")
     check_checkpoints([job], _runs_dir(args))
-    check_data([job], runtime, console.print)
+    check_data([job], runtime)
     console.print(f"{job.label} → {run.path}")
     outcome = run_job(dict(config), str(run.path), runtime)
     if outcome["state"] != "done":

@@ -10,7 +10,6 @@ anything runs.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -259,7 +258,3 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[dotted] = value
     return flat
-
-
-def copy_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    return copy.deepcopy(dict(config))

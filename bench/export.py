@@ -11,13 +11,9 @@ from typing import Any
 
 from regbench import report as text
 from regbench.report import Entry, Report
+from regbench.stats import finite_mean
 
 KINDS = ("error", "diverged", "crashed")
-
-
-def _mean(values: list[float]) -> float:
-    finite = [v for v in values if not math.isnan(v)]
-    return math.fsum(finite) / len(finite) if finite else math.nan
 
 
 def statistics(e: Entry) -> dict[str, Any]:
@@ -37,11 +33,11 @@ def statistics(e: Entry) -> dict[str, Any]:
         "p_holm": c.p_holm if c else math.nan,
         "gain_vs_none_pct": c.gain_pct if c else math.nan,
         "time_overhead_pct": c.time_overhead_pct if c else math.nan,
-        "train_time_s_mean": _mean(r.train_time_s),
-        "wall_time_s_mean": _mean(r.wall_time_s),
-        "tokens_per_s_mean": _mean(r.tokens_per_s),
-        "sequences_per_s_mean": _mean(r.sequences_per_s),
-        "peak_memory_bytes_mean": _mean(r.peak_memory_bytes),
+        "train_time_s_mean": finite_mean(r.train_time_s),
+        "wall_time_s_mean": finite_mean(r.wall_time_s),
+        "tokens_per_s_mean": finite_mean(r.tokens_per_s),
+        "sequences_per_s_mean": finite_mean(r.sequences_per_s),
+        "peak_memory_bytes_mean": finite_mean(r.peak_memory_bytes),
         "memory_kind": r.memory_kind,
         "num_parameters": r.num_parameters,
         "references": r.references,

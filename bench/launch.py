@@ -114,7 +114,7 @@ def lookup(job: Job, runs_dir: Path, store: RecordStore) -> RunRecord | None:
     return store.get(job.id) or from_run_dir(job.run_dir(runs_dir))
 
 
-def check_data(jobs: Sequence[Job], runtime: Runtime, echo: Callable[[str], None]) -> None:
+def check_data(jobs: Sequence[Job], runtime: Runtime) -> None:
     """Check (and cache) every distinct task's data before any run starts: a missing or
     corrupted file stops the launch with a DataError naming it."""
     seen = set()
@@ -156,7 +156,7 @@ def check_grid_data(
     every task with a job left to run (a DataError naming a bad file), then one line."""
     todo = pending(jobs, runs_dir, retry_failed, store)
     check_checkpoints(todo, runs_dir)
-    check_data(todo, Runtime(data_dir=data_dir), echo)
+    check_data(todo, Runtime(data_dir=data_dir))
     names = sorted({j.config["task"]["name"] for j in todo})
     if external := [n for n in names if get_task(n).external_data]:
         where = local_data(data_dir) or "the Hugging Face hub"
@@ -184,7 +184,7 @@ def launch(
     require_one_device(todo, where)
     require_gpu(todo, where)
     check_checkpoints(todo, runs_dir)
-    check_data(todo, runtime, echo)
+    check_data(todo, runtime)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
     slots = plan_slots(todo, workers, jobs_per_gpu)
     echo(

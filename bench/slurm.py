@@ -364,7 +364,7 @@ def launch_slurm(
     todo = pending(jobs, runs_dir, retry_failed, store)
     check_checkpoints(todo, runs_dir)
     check_allocation(todo, options, runtime.group, echo)
-    check_data(todo, runtime, echo)
+    check_data(todo, runtime)
     summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
     echo(f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run.")
     if not todo:

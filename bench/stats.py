@@ -69,6 +69,12 @@ def welch(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     return diff, float(result.pvalue)
 
 
+def finite_mean(values: Sequence[float]) -> float:
+    """The mean of the values that are not NaN (a missing measurement); NaN if none is."""
+    finite = [v for v in values if not math.isnan(v)]
+    return math.fsum(finite) / len(finite) if finite else NAN
+
+
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm's step-down adjusted p-values (Holm 1979), in the input order: sorted ascending,
     the i-th (from 0) of m is multiplied by (m − i), made non-decreasing, capped at 1.

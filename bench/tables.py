@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from regbench import fmt
 from regbench.report import Entry, Report
+from regbench.stats import finite_mean
 from regbench.tasks import get_task
 
 ARROW = {"max": "↑ higher", "min": "↓ lower"}
@@ -93,8 +94,8 @@ def cost_table(report: Report) -> Table:
                 e.label + (" †" if e.stale else ""),
                 r.cell,
                 params,
-                fmt.number(_mean(r.train_time_s), 1),
-                fmt.count(_mean(r.tokens_per_s)),
+                fmt.number(finite_mean(r.train_time_s), 1),
+                fmt.count(finite_mean(r.tokens_per_s)),
                 fmt.percent(e.comparison.time_overhead_pct) if e.comparison else fmt.MISSING,
                 f"{memory} ({r.memory_kind.upper()})" if r.memory_kind else memory,
             ]
@@ -170,7 +171,3 @@ def task_notes(report: Report) -> list[str]:
             f"reference values: {text}."
         )
     return lines
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else float("nan")

@@ -23,7 +23,7 @@ from lightning.fabric.utilities.warnings import PossibleUserWarning
 
 from regbench import memory
 from regbench.callbacks import AttemptClock
-from regbench.jobs import config_hash
+from regbench.jobs import ID_LENGTH, config_hash
 from regbench.models import SequenceModel
 from regbench.provenance import now, provenance
 from regbench.rundir import Resume, RunDir, safe_loading, write_json_atomic
@@ -110,7 +110,7 @@ def _attempt(
     step_mode = choose_step_mode(config, task)
     model.net.set_step_mode(step_mode)
     torch.manual_seed(config["seeds"]["mask"])
-    job_id = config_hash(config)[:12]
+    job_id = config_hash(config)[:ID_LENGTH]
     parts = build_trainer(config, run, runtime, protocol.metric, protocol.direction, job_id, clock)
     try:
         test = _fit_and_test(parts, model, task, resume)
