@@ -191,6 +191,7 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from regbench.grid import expand, load_grid
+    from regbench.records import store_for, thread_mismatches
     from regbench.table import write_report
 
     grid = load_grid(args.grid)
@@ -199,6 +200,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     command = " ".join(["regbench", "report", args.grid, *(["--out", args.out] * bool(args.out))])
     for path in write_report(grid, expand(grid), _runs_dir(args), out, command, args.index):
         console.print(f"wrote {path}")
+    if mismatched := thread_mismatches(store_for(out)):
+        console.print(
+            f"[yellow]warning[/yellow]: {len(mismatched)} run(s) used another CPU thread count "
+            f"than their config's execution.threads (e.g. {mismatched[0]}): their numbers are "
+            "another trajectory than a rerun would give; delete their records and rerun them."
+        )
     return 0
 
 

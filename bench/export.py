@@ -109,8 +109,8 @@ def search_dicts(report: Report) -> dict[str, Any] | None:
                 "task": sel.task,
                 "cell": sel.cell,
                 "variant": sel.variant,
-                "selected": sel.best.label,
-                "selected_overrides": sel.best.overrides,
+                "selected": None if sel.chosen is None else sel.best.label,
+                "selected_overrides": None if sel.chosen is None else sel.best.overrides,
                 "points": [vars(score) for score in sel.scores],
             }
             for sel in report.selections

@@ -205,6 +205,8 @@ def expand_tuned(grid: Grid, lookup: Lookup) -> tuple[list[Selection], list[Job]
         if chosen is None:
             continue
         selections.append(chosen)
+        if chosen.chosen is None:
+            continue
         row = next(r for r in _rows(grid) if r[:3] == (task, cell, variant))
         jobs += [_job(grid, row, chosen.best.overrides, s, chosen.row_point) for s in grid.seeds]
     return selections, jobs

@@ -33,10 +33,21 @@ ADDED_KEYS: dict[tuple[str, ...], Any] = {
 }
 
 
+# What a config that limits its batches computes changed: limited evaluation reads a random
+# subset drawn from the data seed (not the first batches), and `auto` step mode counts the
+# limited batches. Such configs carry this version in their identity, so their old runs are
+# other jobs; configs without limits (every grid's) hash as before.
+LIMITS_VERSION = 2
+
+
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
     """The config without added keys at their neutral value (deepest keys first, so that a
-    section added whole is dropped once its keys are)."""
+    section added whole is dropped once its keys are), with the limits' version where a
+    limit is set."""
     view = copy.deepcopy(dict(config))
+    train = view.get("train", {})
+    if train.get("limit_batches") or train.get("limit_eval_batches"):
+        train["limits_version"] = LIMITS_VERSION
     for path, neutral in sorted(ADDED_KEYS.items(), key=lambda item: -len(item[0])):
         node = view
         for part in path[:-1]:

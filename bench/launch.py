@@ -110,8 +110,15 @@ def grid_jobs(grid: Grid, runs_dir: Path, store: RecordStore) -> list[Job]:
 
 
 def lookup(job: Job, runs_dir: Path, store: RecordStore) -> RunRecord | None:
-    """The job's committed record, else the record its run directory would give."""
-    return store.get(job.id) or from_run_dir(job.run_dir(runs_dir))
+    """The job's committed record, else the record its run directory would give; a done run
+    directory wins over a failed record (a retry that succeeded), as in RecordStore.get."""
+    recorded = store.get(job.id)
+    if recorded is not None and recorded.state == "done":
+        return recorded
+    found = from_run_dir(job.run_dir(runs_dir))
+    if found is not None and (recorded is None or found.state == "done"):
+        return found
+    return recorded
 
 
 def check_data(jobs: Sequence[Job], runtime: Runtime) -> None:

@@ -81,6 +81,13 @@ def checksum(body: Mapping[str, Any]) -> str:
 
 def from_run_dir(run: RunDir) -> RunRecord | None:
     """The record of a done or failed run directory; None for a pending one."""
+    try:
+        return _from_run_dir(run)
+    except (OSError, json.JSONDecodeError):  # a run finishing or retried as we read: pending
+        return None
+
+
+def _from_run_dir(run: RunDir) -> RunRecord | None:
     state = run.state()
     if state == "pending" or not run.config.is_file():
         return None
@@ -170,15 +177,34 @@ class RecordStore:
     def add(self, record: RunRecord) -> None:
         """Keep `record` and write it (atomically) unless the same record, or a done one,
         is there: a finished run's record is never replaced."""
+        path = self.folder / f"{record.job}.json"
+        if path.is_file():  # as it is now: another report may have written it since
+            self._records[record.job] = load(path)
         kept = self._records.get(record.job)
         if kept == record or (kept is not None and kept.state == "done"):
             return
         self._records[record.job] = record
-        write_json_atomic(self.folder / f"{record.job}.json", record.to_json())
+        write_json_atomic(path, record.to_json())
 
     def state(self, job_id: str) -> RecordState | None:
         record = self._records.get(job_id)
         return None if record is None else record.state
+
+
+def thread_mismatches(store: RecordStore) -> list[str]:
+    """Ids of records whose run used another CPU thread count than its config's
+    `execution.threads` (runs launched before that key, with more threads than one)."""
+    out = []
+    for record in store:
+        used = record.provenance.get("hardware", {}).get("torch_threads")
+        wanted = record.config.get("execution", {}).get("threads", 1)
+        if (
+            used is not None
+            and used != wanted
+            and record.config.get("execution", {}).get("device", "cpu") == "cpu"
+        ):
+            out.append(record.job)
+    return sorted(out)
 
 
 def store_for(out_dir: Path | str, runs_dir: Path | str | None = None) -> RecordStore:

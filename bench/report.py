@@ -11,7 +11,7 @@ from typing import Any
 
 from regbench.baseline import Comparison, comparisons
 from regbench.collect import Key, Record, Row, aggregate
-from regbench.grid import Grid
+from regbench.grid import Grid, search_jobs
 from regbench.jobs import Job
 from regbench.manifest import build_manifest, cell_entry
 from regbench.records import RecordStore
@@ -54,10 +54,12 @@ def search_note(report: Report) -> str:
     if search is None:
         return ""
     unsearched = [v for v in report.grid.variants if v not in search.space]
+    searches = sum(1 for _ in search_jobs(report.grid))
     return (
         f"Search budget: {search.budget()}; the point with the best mean validation metric is "
-        f"selected, a point with a failed seed is not eligible. Not searched (no rates, or "
-        f"none declared): {', '.join(unsearched) or '–'}. {TUNED}"
+        f"selected, a point with a failed seed is not eligible. {len(report.selections)} of "
+        f"{searches} searches finished (the others have runs left). Not searched (no rates, "
+        f"or none declared): {', '.join(unsearched) or '–'}. {TUNED}"
     )
 
 
@@ -139,6 +141,11 @@ def build_report(
 ) -> Report:
     """Aggregate the records (a search point's go to `selections`, not to a row), mark stale
     rows against the report in `out_dir`, compare."""
+    failures = [
+        Failure(r.job.label, r.job.id, r.kind or "error", (r.error or "–").splitlines()[0])
+        for r in records
+        if r.state == "failed"
+    ]
     records = [r for r in records if not is_search(r.job.point)]
     jobs: dict[Key, list[Job]] = {}
     for rec in records:
@@ -161,11 +168,6 @@ def build_report(
     manifest = build_manifest(grid, cells, run_ids, store, command)
     rows = {e.key: e.row for e in entries}
     reproductions = reproduce(grid.references, rows, set(stale))
-    failures = [
-        Failure(r.job.label, r.job.id, r.kind or "error", (r.error or "–").splitlines()[0])
-        for r in records
-        if r.state == "failed"
-    ]
     setup = setup_lines(records, grid)
     return Report(grid, entries, reproductions, failures, setup, manifest, store, list(selections))
 

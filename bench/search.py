@@ -80,10 +80,12 @@ class Selection:
     cell: str
     variant: str
     scores: tuple[PointScore, ...]
-    chosen: int  # index into scores
+    chosen: int | None  # index into scores; None: no point was eligible (every one failed)
 
     @property
     def best(self) -> PointScore:
+        if self.chosen is None:
+            raise ValueError(f"{self.variant}: no search point was eligible")
         return self.scores[self.chosen]
 
     @property
@@ -162,8 +164,8 @@ def select(
     task: str, cell: str, variant: str, jobs: Sequence[Sequence[Job]], points: Sequence[dict],
     lookup: Lookup,
 ) -> Selection | None:  # fmt: skip
-    """The selection among `points` (with their search jobs), or None while a job is
-    pending or no point is eligible."""
+    """The selection among `points` (with their search jobs), None while a job is pending;
+    `chosen` is None when no point is eligible."""
     scores = []
     for point, point_jobs in zip(points, jobs, strict=True):
         records = [lookup(job) for job in point_jobs]
@@ -172,7 +174,7 @@ def select(
         scores.append(_score(point, [r for r in records if r is not None]))
     eligible = [i for i, s in enumerate(scores) if s.failed == 0 and math.isfinite(s.val_mean)]
     if not eligible:
-        return None
+        return Selection(task, cell, variant, tuple(scores), None)
     sign = -1.0 if get_task(task).protocol.direction == "max" else 1.0
     chosen = min(eligible, key=lambda i: sign * scores[i].val_mean)
     return Selection(task, cell, variant, tuple(scores), chosen)

@@ -153,10 +153,16 @@ def search_table(report: Report) -> Table:
                     score.label,
                     fmt.number(score.val_mean, fmt.decimals(score.val_mean) + 1),
                     seeds,
-                    "✓" if i == sel.chosen else "",
+                    _selected(sel.chosen, i),
                 ]
             )
     return head, rows
+
+
+def _selected(chosen: int | None, i: int) -> str:
+    if chosen is None:
+        return "none eligible"
+    return "✓" if i == chosen else ""
 
 
 def task_notes(report: Report) -> list[str]:

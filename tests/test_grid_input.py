@@ -59,3 +59,21 @@ def test_a_long_wrong_value_is_cut_in_the_message(tmp_path):
     path = tmp_path / "g.yaml"
     path.write_text(BASE.replace("seeds: [0]", "seeds: " + repr(["x" * 50] * 1000)))
     _refused(path, "seeds must be")
+
+
+def test_yaml_merge_keys_still_work(tmp_path):
+    path = tmp_path / "g.yaml"
+    path.write_text(
+        "base: &base {train.max_epochs: 2, train.lr: 0.01}\n"
+        "tasks:\n  seq_digits: {<<: *base, model.hidden_size: 8}\n"
+        "variants: [none]\nseeds: [0]\n"
+    )
+    with pytest.raises(ConfigError, match="unknown grid key 'base'"):
+        load_grid(path)  # the merge itself loads; the extra top-level key is what is refused
+    path.write_text(path.read_text().replace("base: &base", "overrides: &base"))
+    grid = load_grid(path)
+    assert grid.tasks["seq_digits"] == {
+        "train.max_epochs": 2,
+        "train.lr": 0.01,
+        "model.hidden_size": 8,
+    }

@@ -159,3 +159,36 @@ def test_report_and_launch_from_the_command_line_use_the_records(tmp_path, capsy
     assert "6 done" in capsys.readouterr().out
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["command"] == f"regbench report {tmp_path / 'rec.yaml'} --out {out}"
+
+
+def test_a_failed_record_never_overwrites_a_done_one_written_by_another_report(tmp_path):
+    _, jobs, runs = _finished_grid(tmp_path)
+    folder = tmp_path / "records"
+    early, late = RecordStore(folder), RecordStore(folder)  # both read an empty folder
+    late.add(from_run_dir(jobs[0].run_dir(runs)))
+    failed(jobs[0], tmp_path / "other", error="stale failure")
+    early.add(from_run_dir(jobs[0].run_dir(tmp_path / "other")))
+    assert load(folder / f"{jobs[0].id}.json").state == "done"
+
+
+def test_limited_configs_carry_the_limits_version_and_grids_do_not(tiny):
+    from regbench.config import resolve
+    from regbench.jobs import LIMITS_VERSION, identity
+
+    plain = resolve("seq_digits", "none", "lstm", 0, tiny["seq_digits"])
+    limited = resolve("seq_digits", "none", "lstm", 0, {"train.limit_eval_batches": 2})
+    assert "limits_version" not in identity(plain)["train"]
+    assert identity(limited)["train"]["limits_version"] == LIMITS_VERSION
+
+
+def test_a_record_trained_with_another_thread_count_is_found(tmp_path):
+    from regbench.records import thread_mismatches
+
+    _, jobs, runs = _finished_grid(tmp_path)
+    store = RecordStore(tmp_path / "records", runs)
+    for job in jobs[:2]:
+        provenance = json.loads(job.run_dir(runs).provenance.read_text())
+        provenance["hardware"]["torch_threads"] = 1 if job is jobs[0] else 2
+        job.run_dir(runs).provenance.write_text(json.dumps(provenance))
+        store.get(job.id)
+    assert thread_mismatches(store) == [jobs[1].id]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 
 import pytest
 from fake_runs import done, write_grid
@@ -156,3 +157,39 @@ def test_a_launch_runs_the_search_then_the_tuned_rows_it_selects(tmp_path, tiny,
     capsys.readouterr()
     assert main(["launch", *args]) == 0  # everything, tuned rows included, is done
     assert "every one of the 8 runs is done" in capsys.readouterr().out
+
+
+def test_a_search_whose_points_all_failed_shows_its_failures_and_no_tuned_row(tmp_path):
+    from fake_runs import failed
+
+    grid, jobs = write_grid(tmp_path / "g.yaml", GRID)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    for job in unique(jobs):
+        if job.point.startswith("search: ") and "p_output" in job.point:
+            failed(job, runs, kind="diverged", error="diverged: loss nan")
+        else:
+            done(job, runs, test=0.8, val=0.8)
+    selections, tuned = expand_tuned(grid, _lookup(runs))
+    dropout = next(s for s in selections if s.variant == "dropout")
+    assert dropout.chosen is None and not [j for j in tuned if j.config["variant"] == "dropout"]
+    write_report(grid, jobs, runs, out, "r")
+    data = json.loads((out / "results.json").read_text())
+    assert sum("search: p_output" in f["label"] for f in data["failures"]) == 2
+    table = (out / "table.md").read_text()
+    assert "none eligible" in table and "## Failed runs" in table
+
+
+def test_launch_prefers_a_done_retry_over_a_committed_failed_record(tmp_path):
+    from fake_runs import failed
+
+    from regbench.launch import lookup
+    from regbench.records import store_for
+
+    _, jobs = write_grid(tmp_path / "g.yaml", GRID)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    job = next(j for j in jobs if j.point.startswith("search: "))
+    failed(job, runs)
+    store_for(out, runs).get(job.id)  # the failure is recorded
+    shutil.rmtree(job.run_dir(runs).path)
+    done(job, runs, test=0.8, val=0.9)  # then retried, and done
+    assert lookup(job, runs, store_for(out)).state == "done"
