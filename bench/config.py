@@ -108,6 +108,11 @@ EXECUTION: dict[str, Field] = {
     # auto: graph on CUDA, compile for long CPU runs (runtime.choose_step_mode)
     "step_mode": Field("auto", str, STEP_MODES),
     "devices": Field(1, int, minimum=1),  # more than 1: one run over several devices (DDP)
+    # flush subnormal floats to zero on the CPU (torch.set_flush_denormal): Adagrad with
+    # weight decay drives unused embedding rows into subnormals, each op on which is many
+    # times slower (SST-2 epochs grew 2.2x over 6 epochs); the numbers can differ in the
+    # last bits, so the setting is part of the job
+    "flush_denormal": Field(False, bool),
 }
 
 

@@ -29,6 +29,7 @@ ADDED_KEYS: dict[tuple[str, ...], Any] = {
     ("execution", "device"): "cpu",
     ("execution", "step_mode"): "auto",
     ("execution", "devices"): 1,
+    ("execution", "flush_denormal"): False,
     ("execution",): {},
 }
 

@@ -51,14 +51,18 @@ def accelerator(config: Mapping[str, Any]) -> str:
 @contextlib.contextmanager
 def cpu_threads(config: Mapping[str, Any]) -> Iterator[int]:
     """torch's intra-op threads (and OMP_NUM_THREADS, which Lightning's DDP and child
-    processes read) set to the config's `execution.threads` while the run trains."""
-    threads = execution(config)["threads"]
+    processes read) set to the config's `execution.threads`, and subnormal floats flushed
+    to zero if `execution.flush_denormal`, while the run trains."""
+    settings = execution(config)
+    threads = settings["threads"]
     saved, saved_env = torch.get_num_threads(), os.environ.get("OMP_NUM_THREADS")
     torch.set_num_threads(threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_flush_denormal(settings["flush_denormal"])
     try:
         yield threads
     finally:
+        torch.set_flush_denormal(False)
         torch.set_num_threads(saved)
         if saved_env is None:
             os.environ.pop("OMP_NUM_THREADS", None)

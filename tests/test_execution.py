@@ -96,7 +96,13 @@ def test_every_execution_setting_is_part_of_the_id(key, value):
 
 def test_the_default_execution_keeps_the_ids_of_runs_from_before_the_section():
     config = resolve("adding", "zoneout", "lstm", 0)
-    assert config["execution"] == {"threads": 1, "device": "cpu", "step_mode": "auto", "devices": 1}
+    assert config["execution"] == {
+        "threads": 1,
+        "device": "cpu",
+        "step_mode": "auto",
+        "devices": 1,
+        "flush_denormal": False,
+    }
     before = {k: v for k, v in config.items() if k != "execution"}
     assert config_hash(config) == config_hash(before)
 
@@ -173,3 +179,19 @@ def test_slurm_refuses_cuda_jobs_without_gpus_and_jobs_over_several_devices():
     many = [Job(resolve("adding", "none", "lstm", 0, {"execution.threads": 4}))]
     check_allocation(many, SlurmOptions(cpus_per_task=2), "g", notes.append)
     assert notes == ["note: jobs use 4 threads (execution.threads) on 2 CPUs"]
+
+
+def test_flush_denormal_is_part_of_the_job_and_applied_while_it_trains():
+    from regbench.config import resolve
+    from regbench.jobs import Job
+    from regbench.runtime import cpu_threads
+
+    plain = resolve("seq_digits", "none", "lstm", 0)
+    flushed = resolve("seq_digits", "none", "lstm", 0, {"execution.flush_denormal": True})
+    assert Job(plain).id != Job(flushed).id
+    assert resolve("sst2", "none", "lstm", 0)["execution"]["flush_denormal"] is True
+    tiny = torch.tensor([1e-40])  # a subnormal float32
+    with cpu_threads(flushed):
+        assert (tiny * 1.0).item() == 0.0
+    with cpu_threads(plain):
+        assert (tiny * 1.0).item() != 0.0
