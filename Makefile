@@ -3,7 +3,7 @@ PYTHON ?= python3
 RUNS ?= runs
 GRID ?= quick
 WORKERS ?= 2
-DATA ?= ../shared/data
+DATA ?= $(REGBENCH_DATA)
 
 .DEFAULT_GOAL := help
 .PHONY: help install test lint bench report status perf golden nightly clean-runs
@@ -35,7 +35,7 @@ perf: ## benchmark every variant's speed against nn.LSTM; writes results/perf/<d
 	$(PYTHON) -m regbench.perf
 
 golden: ## re-record the golden numbers (tests/golden.json) after an intended change
-	$(PYTHON) -m regbench.golden --record --data-dir $(DATA)
+	$(PYTHON) -m regbench.golden --record $(if $(DATA),--data-dir $(DATA))
 
 nightly: ## rerun one ladder rung from scratch and check it (not in CI; about 10 min)
 	$(PYTHON) -m regbench.nightly

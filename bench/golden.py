@@ -2,7 +2,7 @@
 metrics are recorded in tests/golden.json. tests/test_golden.py reruns them and fails when a
 code change moves a number beyond a tight tolerance; after an intended change, re-record:
 
-    python -m regbench.golden --record [--data-dir ../shared/data]      (make golden)
+    python -m regbench.golden --record [--data-dir DIR]      (make golden DATA=DIR)
 
 Runs use one CPU thread (results do not depend on the core count) and W&B off. Cases of real
 tasks run only where their data is (--data-dir / $REGBENCH_REAL_DATA); the others are kept.

@@ -1,6 +1,6 @@
 """Custom recurrent cells for the regularizers that change the recurrence itself.
 
-The layout follows ../shared/notes/fast-rnn-cells.md: the input projection W_ih x (and any
+The layout is built for speed: the input projection W_ih x (and any
 input-side normalization) is computed for all steps at once by the caller; masks are sampled
 for all steps before the loop; the loop walks the hoisted tensor with `unbind` (never `xw[t]`,
 whose backward is quadratic in T). Gate layouts and formulas equal PyTorch's `nn.LSTM`,

@@ -2,7 +2,7 @@
 
 On a GPU one step of a custom cell is a few small kernels (a (B×H)·(H×G) product and the
 step's fused pointwise work), each shorter than launching it takes the CPU, so the eager and
-compiled walks are bound by launches, not by the GPU (../shared/notes/fast-rnn-cells.md).
+compiled walks are bound by launches, not by the GPU.
 `torch.cuda.make_graphed_callables` records the walk's forward kernels and its backward
 kernels once, as two CUDA graphs, and each training step replays each of them with a single
 launch. Inside, the steps run as compiled K-step chunks (models/steps.py).

@@ -1,6 +1,6 @@
 """How a custom cell walks its steps: eagerly, or as torch.compile'd chunks of K steps.
 
-Following ../shared/notes/fast-rnn-cells.md, compilation gets a bounded region: one chunk of
+To keep compile time bounded, compilation gets one region: one chunk of
 K steps (the whole loop when T ≤ K), compiled once with static shapes and called T/K times.
 The unrolled chunk lets Inductor fuse each step's pointwise work; the Python loop over chunks
 keeps compile time independent of T. Only training forwards (with autograd) are compiled;
