@@ -114,7 +114,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from regbench.launch import Summary, grid_jobs, job_state
+    from regbench.launch import Summary, grid_jobs
+    from regbench.records import job_state
 
     if args.dry_run:
         args.verbose = True

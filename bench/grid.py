@@ -180,34 +180,34 @@ def _default_jobs(grid: Grid) -> list[Job]:
     ]
 
 
-def search_jobs(grid: Grid) -> Iterator[tuple[str, str, str, list[dict], list[list[Job]]]]:
-    """Per searched task × cell × variant: its points and, per point, its search seeds' jobs."""
-    if grid.search is None:
-        return
-    for row in _rows(grid):
-        task, cell, variant, _ = row
-        points = grid.search.space.get(variant)
-        if points is None:
-            continue
+def searched_rows(grid: Grid) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """The task × cell × variant rows (with their overrides) that the grid's search covers."""
+    space = grid.search.space if grid.search is not None else {}
+    return [row for row in _rows(grid) if row[2] in space]
+
+
+def search_jobs(grid: Grid) -> Iterator[tuple[tuple, list[dict], list[list[Job]]]]:
+    """Per searched row: the row, its points and, per point, its search seeds' jobs."""
+    for row in searched_rows(grid):
+        points = grid.search.space[row[2]]
         jobs = [
             [_job(grid, row, p, seed, SEARCH + search_label(p)) for seed in grid.search.seeds]
             for p in points
         ]
-        yield task, cell, variant, points, jobs
+        yield row, points, jobs
 
 
 def expand_tuned(grid: Grid, lookup: Lookup) -> tuple[list[Selection], list[Job]]:
     """The selections made so far (search.py) and the tuned rows' jobs: each selected point
     with the grid's seeds. A variant whose search is unfinished has none yet."""
     selections, jobs = [], []
-    for task, cell, variant, points, point_jobs in search_jobs(grid):
-        chosen = select(task, cell, variant, point_jobs, points, lookup)
+    for row, points, point_jobs in search_jobs(grid):
+        chosen = select(*row[:3], point_jobs, points, lookup)
         if chosen is None:
             continue
         selections.append(chosen)
         if chosen.chosen is None:
             continue
-        row = next(r for r in _rows(grid) if r[:3] == (task, cell, variant))
         jobs += [_job(grid, row, chosen.best.overrides, s, chosen.row_point) for s in grid.seeds]
     return selections, jobs
 

@@ -26,8 +26,8 @@ from regbench.jobs import Job
 from regbench.local import plan_slots, run_local
 from regbench.progress import LaunchView
 from regbench.provenance import now
-from regbench.records import RecordStore, RunRecord, from_run_dir
-from regbench.rundir import RunDir, UnsafeCheckpoint, load_checkpoint, write_json_atomic
+from regbench.records import RecordStore, job_state, lookup
+from regbench.rundir import RunDir, UnsafeCheckpoint, write_json_atomic
 from regbench.runtime import Runtime, require_gpu, require_one_device
 from regbench.tasks import get_task
 from regbench.tasks.sources import data_dir as local_data
@@ -93,32 +93,11 @@ def pending(
     return [j for j in jobs if job_state(j, runs_dir, store) in wanted]
 
 
-def job_state(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str:
-    """done, failed or pending: a committed done record wins over the run directory."""
-    recorded = store.state(job.id) if store is not None else None
-    state = job.run_dir(runs_dir).state()
-    if recorded == "done" or state == "done":
-        return "done"
-    return "failed" if "failed" in (recorded, state) else "pending"
-
-
 def grid_jobs(grid: Grid, runs_dir: Path, store: RecordStore) -> list[Job]:
     """Every job of `grid` known now, each once: the rows' and the search's, and the tuned
     rows of the searches that have finished (records, else run directories, decide)."""
     _, tuned = expand_tuned(grid, lambda job: lookup(job, runs_dir, store))
     return unique([*expand(grid), *tuned])
-
-
-def lookup(job: Job, runs_dir: Path, store: RecordStore) -> RunRecord | None:
-    """The job's committed record, else the record its run directory would give; a done run
-    directory wins over a failed record (a retry that succeeded), as in RecordStore.get."""
-    recorded = store.get(job.id)
-    if recorded is not None and recorded.state == "done":
-        return recorded
-    found = from_run_dir(job.run_dir(runs_dir))
-    if found is not None and (recorded is None or found.state == "done"):
-        return found
-    return recorded
 
 
 def check_data(jobs: Sequence[Job], runtime: Runtime) -> None:
@@ -136,19 +115,9 @@ def check_data(jobs: Sequence[Job], runtime: Runtime) -> None:
 
 def check_checkpoints(jobs: Sequence[Job], runs_dir: Path) -> None:
     """Refuse, before any run starts, a job whose checkpoint would run code when loaded
-    (UnsafeCheckpoint, one line naming it). Read-only: a damaged file, or one being written by
-    a run in another process, is left to that job's own resume under its lock."""
+    (RunDir.check_checkpoints: UnsafeCheckpoint, one line naming it)."""
     for job in jobs:
-        for name in ("last.ckpt", "best.ckpt"):
-            path = job.run_dir(runs_dir).checkpoints / name
-            if not path.is_file():
-                continue
-            try:
-                load_checkpoint(path)
-            except UnsafeCheckpoint:
-                raise
-            except Exception:  # damaged or half-written: its resume decides
-                continue
+        job.run_dir(runs_dir).check_checkpoints()
 
 
 def check_grid_data(

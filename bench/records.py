@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from regbench.errors import ConfigError
-from regbench.jobs import ID_LENGTH, config_hash
+from regbench.jobs import ID_LENGTH, Job, config_hash
 from regbench.rundir import RunDir, read_json, write_json_atomic
 
 SCHEMA = 1
@@ -161,12 +161,12 @@ class RecordStore:
 
     def get(self, job_id: str) -> RunRecord | None:
         record = self._records.get(job_id)
-        if (record is None or record.state == "failed") and self.runs_dir is not None:
-            found = from_run_dir(RunDir(self.runs_dir / job_id))
-            if found is not None and (record is None or found.state == "done"):
-                self.add(found)
-                record = found
-        return record
+        if self.runs_dir is None:
+            return record
+        newest = fresher(record, RunDir(self.runs_dir / job_id))
+        if newest is not record and newest is not None:
+            self.add(newest)
+        return newest
 
     def __contains__(self, job_id: object) -> bool:
         return job_id in self._records
@@ -189,6 +189,29 @@ class RecordStore:
     def state(self, job_id: str) -> RecordState | None:
         record = self._records.get(job_id)
         return None if record is None else record.state
+
+
+def fresher(recorded: RunRecord | None, run: RunDir) -> RunRecord | None:
+    """A job's record: a done record stands; otherwise what its run directory holds now (a
+    retry that finished, or failed again), else the record."""
+    if recorded is not None and recorded.state == "done":
+        return recorded
+    return from_run_dir(run) or recorded
+
+
+def lookup(job: Job, runs_dir: Path, store: RecordStore | None = None) -> RunRecord | None:
+    """The job's record, as `fresher` decides, without writing it to the store."""
+    return fresher(store.get(job.id) if store is not None else None, job.run_dir(runs_dir))
+
+
+def job_state(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str:
+    """done, failed or pending: the state of the record `lookup` would give, read from the
+    markers alone (no record is built)."""
+    recorded = store.state(job.id) if store is not None else None
+    if recorded == "done":
+        return "done"
+    state = job.run_dir(runs_dir).state()
+    return state if state != "pending" else (recorded or "pending")
 
 
 def thread_mismatches(store: RecordStore) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 
 from regbench.baseline import Comparison, comparisons
 from regbench.collect import Key, Record, Row, aggregate
-from regbench.grid import Grid, search_jobs
+from regbench.grid import Grid, searched_rows
 from regbench.jobs import Job
 from regbench.manifest import build_manifest, cell_entry
 from regbench.records import RecordStore
@@ -54,7 +54,7 @@ def search_note(report: Report) -> str:
     if search is None:
         return ""
     unsearched = [v for v in report.grid.variants if v not in search.space]
-    searches = sum(1 for _ in search_jobs(report.grid))
+    searches = len(searched_rows(report.grid))
     return (
         f"Search budget: {search.budget()}; the point with the best mean validation metric is "
         f"selected, a point with a failed seed is not eligible. {len(report.selections)} of "

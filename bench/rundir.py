@@ -154,6 +154,21 @@ class RunDir:
             return None
         return Resume(last, epoch)
 
+    def check_checkpoints(self) -> None:
+        """Raise UnsafeCheckpoint if last.ckpt or best.ckpt would run code when loaded.
+        Read-only: a damaged file, or one another process is writing, is left to the job's
+        own resume_point under its lock."""
+        for name in ("last.ckpt", "best.ckpt"):
+            path = self.checkpoints / name
+            if not path.is_file():
+                continue
+            try:
+                load_checkpoint(path)
+            except UnsafeCheckpoint:
+                raise
+            except Exception:  # damaged or half-written: resume_point decides
+                continue
+
     def begin_attempt(self, resume: Resume | None) -> dict[str, Any]:
         """attempts.json counting the attempt that starts now, written at once, so an attempt
         killed before its first checkpoint still counts; earlier attempts' wall time is kept

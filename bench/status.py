@@ -15,33 +15,26 @@ from statistics import mean
 from rich.console import Console
 
 from regbench.jobs import Job
-from regbench.records import RecordStore
-from regbench.rundir import read_json
+from regbench.records import RecordStore, job_state, lookup
 
 
 def state_of(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str:
     """done, pending, running (locked by a live process), or failed:<kind>; a committed
-    record counts as its run."""
-    recorded = store.get(job.id) if store is not None else None
+    record counts as its run (records.job_state)."""
+    state = job_state(job, runs_dir, store)
     run = job.run_dir(runs_dir)
-    state = run.state()
-    if (recorded is not None and recorded.state == "done") or state == "done":
-        return "done"
-    if state == "failed":
-        return f"failed:{read_json(run.failed).get('kind', 'error')}"
-    if state == "pending" and run.holder() is not None:
+    if state != "done" and run.state() == "pending" and run.holder() is not None:
         return "running"
-    if recorded is not None:
-        return f"failed:{(recorded.failure or {}).get('kind', 'error')}"
+    if state == "failed":
+        record = lookup(job, runs_dir, store)
+        failure = (record.failure if record is not None else None) or {}
+        return f"failed:{failure.get('kind', 'error')}"
     return state
 
 
 def _wall_time(job: Job, runs_dir: Path, store: RecordStore | None) -> float | None:
-    recorded = store.get(job.id) if store is not None else None
-    if recorded is not None and recorded.result is not None:
-        return recorded.result["wall_time_s"]
-    run = job.run_dir(runs_dir)
-    return read_json(run.result)["wall_time_s"] if run.state() == "done" else None
+    record = lookup(job, runs_dir, store)
+    return record.result["wall_time_s"] if record is not None and record.result else None
 
 
 def remaining_seconds(

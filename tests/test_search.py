@@ -182,8 +182,7 @@ def test_a_search_whose_points_all_failed_shows_its_failures_and_no_tuned_row(tm
 def test_launch_prefers_a_done_retry_over_a_committed_failed_record(tmp_path):
     from fake_runs import failed
 
-    from regbench.launch import lookup
-    from regbench.records import store_for
+    from regbench.records import lookup, store_for
 
     _, jobs = write_grid(tmp_path / "g.yaml", GRID)
     runs, out = tmp_path / "runs", tmp_path / "out"
