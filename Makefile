@@ -35,10 +35,10 @@ perf: ## benchmark every variant's speed against nn.LSTM; writes results/perf/<d
 	$(PYTHON) -m regbench.perf
 
 golden: ## re-record the golden numbers (tests/golden.json) after an intended change
-	$(PYTHON) -m regbench.golden --record $(if $(DATA),--data-dir $(DATA))
+	$(PYTHON) -m regbench.checks.golden --record $(if $(DATA),--data-dir $(DATA))
 
 nightly: ## rerun one ladder rung from scratch and check it (not in CI; about 10 min)
-	$(PYTHON) -m regbench.nightly
+	$(PYTHON) -m regbench.checks.nightly
 
 clean-runs: ## delete the run directories under $(RUNS) (finished runs too)
 	rm -rf $(RUNS)

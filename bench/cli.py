@@ -27,7 +27,7 @@ def _runs_dir(args: argparse.Namespace) -> Path:
 
 
 def _runtime(args: argparse.Namespace, group: str | None = None) -> Any:
-    from regbench.runtime import Runtime
+    from regbench.run.runtime import Runtime
 
     return Runtime(
         progress=getattr(args, "progress", False),
@@ -51,10 +51,10 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from regbench.config import resolve
-    from regbench.jobs import Job
-    from regbench.launch import check_checkpoints, check_data, distributed_child, run_job
-    from regbench.runtime import require_gpu
+    from regbench.launch.grid import check_checkpoints, check_data, distributed_child, run_job
+    from regbench.plan.config import resolve
+    from regbench.plan.jobs import Job
+    from regbench.run.runtime import require_gpu
 
     config = resolve(
         args.task, args.variant, args.cell, args.seed, _parse_set(args.set), where="regbench run"
@@ -87,9 +87,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _grid(args: argparse.Namespace) -> tuple[Any, Any, list[Any]]:
     """The grid, its record store (results/<grid>/records, or --out's) and its known jobs."""
-    from regbench.grid import load_grid
-    from regbench.launch import grid_jobs
-    from regbench.records import store_for
+    from regbench.launch.grid import grid_jobs
+    from regbench.plan.grid import load_grid
+    from regbench.run.records import store_for
 
     grid = load_grid(args.grid)
     store = store_for(_out(args, grid))
@@ -101,8 +101,8 @@ def _out(args: argparse.Namespace, grid: Any) -> Path:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from regbench.launch import check_grid_data
-    from regbench.status import report
+    from regbench.launch.grid import check_grid_data
+    from regbench.launch.status import report
 
     grid, store, jobs = _grid(args)
     if args.command != "status":  # validate and launch --dry-run check what launch would
@@ -114,8 +114,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from regbench.launch import Summary, grid_jobs
-    from regbench.records import job_state
+    from regbench.launch.grid import Summary, grid_jobs
+    from regbench.run.records import job_state
 
     if args.dry_run:
         args.verbose = True
@@ -153,7 +153,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _launch_jobs(args: argparse.Namespace, jobs: list[Any], runtime: Any, store: Any) -> Any:
-    from regbench.launch import launch
+    from regbench.launch.grid import launch
 
     if args.launcher == "slurm" or args.slurm_config:
         return _launch_slurm(args, jobs, runtime, store)
@@ -171,7 +171,7 @@ def _launch_jobs(args: argparse.Namespace, jobs: list[Any], runtime: Any, store:
 
 
 def _launch_slurm(args: argparse.Namespace, jobs: list[Any], runtime: Any, store: Any) -> Any:
-    from regbench.slurm import SlurmOptions, launch_slurm, load_slurm_config
+    from regbench.launch.slurm import SlurmOptions, launch_slurm, load_slurm_config
 
     if args.workers != 1 or args.jobs_per_gpu != 1:
         raise ConfigError(
@@ -184,16 +184,16 @@ def _launch_slurm(args: argparse.Namespace, jobs: list[Any], runtime: Any, store
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from regbench.results_index import write_index
+    from regbench.report.index import write_index
 
     console.print(f"wrote {write_index(Path(args.results))}")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from regbench.grid import expand, load_grid
-    from regbench.records import store_for, thread_mismatches
-    from regbench.table import write_report
+    from regbench.plan.grid import expand, load_grid
+    from regbench.report.write import write_report
+    from regbench.run.records import store_for, thread_mismatches
 
     grid = load_grid(args.grid)
     out = _out(args, grid)

@@ -9,7 +9,7 @@ evaluation walks eagerly, so a run compiles one graph per chunk length.
 Mode 'eager' is the plain fallback; 'compile' always compiles; 'graph' compiles and, on CUDA,
 records the whole compiled walk as CUDA graphs (models/graphs.py; on the CPU it is 'compile');
 'auto' means 'graph' on CUDA, and on the CPU 'compile' when a run is long enough to repay the
-one-off compile, else 'eager' (bench/runtime.py).
+one-off compile, else 'eager' (bench/run/runtime.py).
 """
 
 from __future__ import annotations

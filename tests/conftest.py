@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import torch
 
-from regbench.golden import EMBEDDED
-from regbench.golden import TASKS as GOLDEN_TASKS
+from regbench.checks.golden import EMBEDDED
+from regbench.checks.golden import TASKS as GOLDEN_TASKS
 
 TINY: dict[str, dict[str, Any]] = {task: GOLDEN_TASKS[task][0] for task in EMBEDDED}
 

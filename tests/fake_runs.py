@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from regbench.grid import expand, load_grid
-from regbench.jobs import Job
-from regbench.rundir import RunDir, write_json_atomic
+from regbench.plan.grid import expand, load_grid
+from regbench.plan.jobs import Job
+from regbench.run.rundir import RunDir, write_json_atomic
 
 PROVENANCE = {
     "code": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},

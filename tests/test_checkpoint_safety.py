@@ -17,11 +17,11 @@ import pytest
 import torch
 
 from regbench.cli import main
-from regbench.config import resolve
-from regbench.grid import expand, load_grid
-from regbench.jobs import Job
-from regbench.rundir import RunDir, UnsafeCheckpoint, load_checkpoint, write_json_atomic
-from regbench.train import Runtime, train
+from regbench.plan.config import resolve
+from regbench.plan.grid import expand, load_grid
+from regbench.plan.jobs import Job
+from regbench.run.rundir import RunDir, UnsafeCheckpoint, load_checkpoint, write_json_atomic
+from regbench.run.train import Runtime, train
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSED = "not a checkpoint regbench can load safely"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from regbench.config import resolve
 from regbench.errors import ConfigError
-from regbench.jobs import Job
 from regbench.models.variants import REGULARIZERS
+from regbench.plan.config import resolve
+from regbench.plan.jobs import Job
 
 
 def test_protocol_defaults_and_overrides_are_resolved():
@@ -79,7 +79,7 @@ def test_every_identity_field_changes_the_id():
 
 
 def test_an_option_added_later_keeps_old_ids_at_its_neutral_value():
-    from regbench.jobs import config_hash
+    from regbench.plan.jobs import config_hash
 
     config = resolve("ptb_word", "none", "lstm", 0)
     assert config["model"]["tie_weights"] is False

@@ -256,10 +256,10 @@ def test_masks_on_cuda_keep_their_probability(prob):
 
 def test_a_lightning_run_on_the_gpu_uses_cuda_graphs(tmp_path, tiny, monkeypatch):
     import regbench.models.layer as layer_module
-    from regbench.config import resolve
-    from regbench.jobs import Job
-    from regbench.rundir import RunDir
-    from regbench.train import Runtime, train
+    from regbench.plan.config import resolve
+    from regbench.plan.jobs import Job
+    from regbench.run.rundir import RunDir
+    from regbench.run.train import Runtime, train
 
     overrides = {**tiny["seq_digits"], "execution.device": "cuda"}
     config = resolve("seq_digits", "zoneout", "lstm", 0, overrides)

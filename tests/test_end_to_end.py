@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from regbench.cli import main
-from regbench.config import resolve
-from regbench.jobs import Job
-from regbench.rundir import RunDir
-from regbench.train import Runtime, train
+from regbench.plan.config import resolve
+from regbench.plan.jobs import Job
+from regbench.run.rundir import RunDir
+from regbench.run.train import Runtime, train
 
 CPU = Runtime()
 
@@ -132,7 +132,7 @@ def test_without_the_wandb_package_offline_runs_log_nothing_and_online_is_refuse
     tmp_path, tiny, monkeypatch
 ):
     from regbench.errors import ConfigError
-    from regbench.trainer import wandb_logger
+    from regbench.run.trainer import wandb_logger
 
     monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
     monkeypatch.delenv("WANDB_MODE", raising=False)

@@ -52,7 +52,7 @@ class Seen(L.LightningModule):
 
 
 def evaluated(root, limit: int | None, data_seed: int = 0) -> dict[str, list[tuple[int, int]]]:
-    """(label, length) of each sentence a Trainer limited as bench/trainer.py does evaluates."""
+    """(label, length) of each sentence a Trainer limited as bench/run/trainer.py does evaluates."""
     task = task_instance("sst2", root, data_seed=data_seed)
     module = Seen()
     trainer = L.Trainer(

@@ -13,15 +13,15 @@ import torch
 import yaml
 
 from regbench.cli import main
-from regbench.config import resolve
 from regbench.errors import ConfigError
-from regbench.grid import expand, load_grid
-from regbench.jobs import Job, config_hash
-from regbench.rundir import RunDir
-from regbench.runtime import choose_step_mode, training_work
-from regbench.slurm import SlurmOptions, check_allocation
+from regbench.launch.slurm import SlurmOptions, check_allocation
+from regbench.plan.config import resolve
+from regbench.plan.grid import expand, load_grid
+from regbench.plan.jobs import Job, config_hash
+from regbench.run.rundir import RunDir
+from regbench.run.runtime import choose_step_mode, training_work
+from regbench.run.train import build_task
 from regbench.tasks import get_task
-from regbench.train import build_task
 
 TINY = "{model.hidden_size: 8, train.max_epochs: 2, train.batch_size: 64, train.limit_batches: 6}"
 # one full epoch of the protocol's model: big enough that 1 and 2 threads give other numbers
@@ -182,9 +182,9 @@ def test_slurm_refuses_cuda_jobs_without_gpus_and_jobs_over_several_devices():
 
 
 def test_flush_denormal_is_part_of_the_job_and_applied_while_it_trains():
-    from regbench.config import resolve
-    from regbench.jobs import Job
-    from regbench.runtime import cpu_threads
+    from regbench.plan.config import resolve
+    from regbench.plan.jobs import Job
+    from regbench.run.runtime import cpu_threads
 
     plain = resolve("seq_digits", "none", "lstm", 0)
     flushed = resolve("seq_digits", "none", "lstm", 0, {"execution.flush_denormal": True})

@@ -1,8 +1,8 @@
 """Golden numbers: every task × several variants, short deterministic runs whose metrics must
 stay within a tight tolerance of tests/golden.json, recorded per numerics class of the CPU (a
 class without a record is held to the others' at the measured cross-class drift; see
-regbench.golden). After an intended change, re-record with `make golden`
-(python -m regbench.golden --record --data-dir ../shared/data)."""
+regbench.checks.golden). After an intended change, re-record with `make golden`
+(python -m regbench.checks.golden --record --data-dir ../shared/data)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import warnings
 import pytest
 
 from real_data import REAL_DATA, SKIP_REASON
-from regbench.golden import (
+from regbench.checks.golden import (
     CROSS_RTOL,
     EMBEDDED,
     GOLDEN,
@@ -23,7 +23,7 @@ from regbench.golden import (
     run_case,
     updated,
 )
-from regbench.jobs import Job
+from regbench.plan.jobs import Job
 
 RECORDED = json.loads(GOLDEN.read_text())
 HERE = numerics_class()

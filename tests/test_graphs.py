@@ -23,7 +23,7 @@ from regbench.models.graphs import (
     walk_function,
 )
 from regbench.models.steps import walk
-from regbench.runtime import choose_step_mode
+from regbench.run.runtime import choose_step_mode
 
 CASES = {
     "lstm variational (hidden mask)": ("lstm", {"variational": {}}),

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from regbench.errors import ConfigError
-from regbench.grid import expand, load_grid
+from regbench.plan.grid import expand, load_grid
 
 
 def write(tmp_path: Path, text: str) -> Path:

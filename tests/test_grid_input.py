@@ -8,7 +8,7 @@ import time
 import pytest
 
 from regbench.errors import ConfigError
-from regbench.grid import load_grid
+from regbench.plan.grid import load_grid
 
 BASE = "tasks: [seq_digits]\nvariants: [none]\nseeds: [0]\n"
 

@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from regbench.cli import main
-from regbench.config import resolve
 from regbench.errors import ConfigError
+from regbench.plan.config import resolve
 
 FLOAT_KEYS = {  # float fields of each section: train, model (one nullable), a regularizer rate
     "train.lr": "adding",

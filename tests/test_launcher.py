@@ -82,7 +82,7 @@ def test_failures_are_recorded_by_kind_and_the_others_finish(tmp_path_factory, c
 
     from probe import probe_installed
     from regbench.cli import main
-    from regbench.rundir import read_json
+    from regbench.run.rundir import read_json
 
     root = tmp_path_factory.mktemp("probe")
     grid = root / "failing.yaml"

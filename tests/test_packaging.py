@@ -24,6 +24,6 @@ def test_every_source_package_is_listed_in_pyproject():
 
 
 def test_builtin_grids_ship_with_the_package():
-    import regbench.grid
+    import regbench.plan.grid
 
-    assert (Path(regbench.grid.__file__).parent / "grids" / "quick.yaml").is_file()
+    assert (Path(regbench.plan.grid.__file__).parents[1] / "grids" / "quick.yaml").is_file()

@@ -1,4 +1,4 @@
-"""`make perf`'s plan and table (bench/perf.py): which rows it measures in which order, how a
+"""`make perf`'s plan and table (perf/measure.py): which rows it measures in which order, how a
 row is judged against its target, and that failed rows are listed, not dropped."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import argparse
 
 import torch
 
-from regbench.perf import _planned, _table_order
-from regbench.perf_table import Row, combine, markdown, met
+from regbench.perf.measure import _planned, _table_order
+from regbench.perf.table import Row, combine, markdown, met
 
 
 def row(variant: str, mode: str, ratio: float, compile_s: float = 0.0, size="PTB-small") -> Row:
@@ -79,7 +79,7 @@ def test_failed_rounds_are_left_out_and_a_row_with_none_keeps_its_error():
 
 
 def test_make_perf_measures_every_row_in_each_round_in_fresh_processes(tmp_path):
-    from regbench.perf import main
+    from regbench.perf.measure import main
 
     args = ["--sizes", "ptb", "--variants", "dropout", "--seconds", "0.2", "--rounds", "2"]
     assert main([*args, "--device", "cpu", "--out", str(tmp_path)]) == 0

@@ -1,5 +1,5 @@
 """The textbook models `make perf` times beside the fused-kernel variants
-(bench/perf_textbook.py): built like the plain baseline, at the registry's default rates, each
+(bench/perf/textbook.py): built like the plain baseline, at the registry's default rates, each
 regularizer acting at the sites and with the granularity of regbench's own; and `none` on
 the custom cell, the custom-cell rows' reference."""
 
@@ -11,8 +11,8 @@ import torch
 from regbench.models.layer import RecurrentLayer
 from regbench.models.variants import RECIPES, REGULARIZERS
 from regbench.models.variants.ar_tar import ActivationRegularization
-from regbench.perf import Size, _baseline, _inputs, measure
-from regbench.perf_textbook import has_textbook, textbook_step
+from regbench.perf.measure import Size, _baseline, _inputs, measure
+from regbench.perf.textbook import has_textbook, textbook_step
 
 FUSED = ["dropout", "embed_dropout", "locked_dropout", "weight_drop", "ar_tar", "awd"]
 TOKENS = Size("tiny tokens", 4, 8, 6, 0, 17, "classify_each")

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from real_data import DEFAULT, REAL_DATA, SKIP_REASON
-from regbench.config import resolve
 from regbench.models import SequenceModel
+from regbench.plan.config import resolve
+from regbench.run.train import build_task
 from regbench.tasks import get_task, imdb
-from regbench.train import build_task
 
 ROOT = REAL_DATA or DEFAULT
 pytestmark = [

@@ -12,9 +12,9 @@ import pytest
 from fake_runs import done, failed, write_grid
 
 from regbench.errors import ConfigError
-from regbench.launch import pending
-from regbench.records import RecordStore, from_run_dir, load, store_for
-from regbench.table import write_report
+from regbench.launch.grid import pending
+from regbench.report.write import write_report
+from regbench.run.records import RecordStore, from_run_dir, load, store_for
 
 GRID = "name: rec\ntasks: [seq_digits]\nvariants: [none, dropout]\nseeds: [0, 1, 2]\n"
 
@@ -172,8 +172,8 @@ def test_a_failed_record_never_overwrites_a_done_one_written_by_another_report(t
 
 
 def test_limited_configs_carry_the_limits_version_and_grids_do_not(tiny):
-    from regbench.config import resolve
-    from regbench.jobs import LIMITS_VERSION, identity
+    from regbench.plan.config import resolve
+    from regbench.plan.jobs import LIMITS_VERSION, identity
 
     plain = resolve("seq_digits", "none", "lstm", 0, tiny["seq_digits"])
     limited = resolve("seq_digits", "none", "lstm", 0, {"train.limit_eval_batches": 2})
@@ -182,7 +182,7 @@ def test_limited_configs_carry_the_limits_version_and_grids_do_not(tiny):
 
 
 def test_a_record_trained_with_another_thread_count_is_found(tmp_path):
-    from regbench.records import thread_mismatches
+    from regbench.run.records import thread_mismatches
 
     _, jobs, runs = _finished_grid(tmp_path)
     store = RecordStore(tmp_path / "records", runs)

@@ -10,8 +10,8 @@ import pytest
 from fake_runs import done, write_grid
 
 from regbench.errors import ConfigError
-from regbench.grid import load_grid
-from regbench.table import write_report
+from regbench.plan.grid import load_grid
+from regbench.report.write import write_report
 
 HEAD = """name: repro
 tasks:
@@ -122,7 +122,7 @@ def test_reproduction_table_says_whether_ours_is_within_tolerance(tmp_path):
 
 
 def test_builtin_grid_references_name_rows_of_their_grid():
-    from regbench.grid import builtin_grids, expand
+    from regbench.plan.grid import builtin_grids, expand
 
     declared = 0
     for name in builtin_grids():

@@ -12,8 +12,8 @@ import subprocess
 import pytest
 from fake_runs import done, write_grid
 
-from regbench.jobs import config_hash
-from regbench.table import write_report
+from regbench.plan.jobs import config_hash
+from regbench.report.write import write_report
 
 GRID = """name: formats
 tasks:
@@ -131,7 +131,7 @@ def test_html_renders_in_headless_chromium(report, tmp_path):
 
 
 def test_results_index_regenerates_from_manifests_and_lists_other_results(report):
-    from regbench.results_index import write_index
+    from regbench.report.index import write_index
 
     results = report["out"].parent
     (results / "perf").mkdir(exist_ok=True)
@@ -169,10 +169,10 @@ references:
 def test_rows_differing_only_by_a_sweep_point_get_their_own_colour_and_setup_reference(
     tmp_path,
 ):
-    from regbench.collect import collect
-    from regbench.plots import _colors
-    from regbench.records import store_for
-    from regbench.report import build_report
+    from regbench.report.assemble import build_report
+    from regbench.report.collect import collect
+    from regbench.report.plots import _colors
+    from regbench.run.records import store_for
 
     grid, jobs = write_grid(tmp_path / "swept.yaml", SWEPT)
     runs, out = tmp_path / "runs", tmp_path / "out"

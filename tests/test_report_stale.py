@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from fake_runs import done, write_grid
 
-from regbench.grid import expand, load_grid
-from regbench.jobs import Job
-from regbench.launch import pending
+from regbench.launch.grid import pending
 from regbench.models.variants.zoneout import Zoneout
-from regbench.table import write_report
-from regbench.train import Runtime, train
+from regbench.plan.grid import expand, load_grid
+from regbench.plan.jobs import Job
+from regbench.report.write import write_report
+from regbench.run.train import Runtime, train
 
 CPU = Runtime(wandb="disabled")
 

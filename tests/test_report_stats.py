@@ -11,8 +11,8 @@ import pytest
 from fake_runs import done, failed, write_grid
 from scipy import stats
 
-from regbench.stats import describe, gain_pct, welch
-from regbench.table import write_report
+from regbench.report.stats import describe, gain_pct, welch
+from regbench.report.write import write_report
 
 GRID = "name: g\ntasks: [seq_digits]\nvariants: [none, dropout]\nseeds: [0, 1, 2, 3]\n"
 NONE = [0.81, 0.84, 0.86, 0.90]

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import wandb_records
-from regbench.rundir import load_checkpoint
+from regbench.run.rundir import load_checkpoint
 
 OVERRIDES = {
     "task.params.T": 20,

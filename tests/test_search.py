@@ -11,11 +11,11 @@ import pytest
 from fake_runs import done, write_grid
 
 from regbench.errors import ConfigError
-from regbench.grid import expand_tuned, unique
-from regbench.records import from_run_dir
-from regbench.search import TUNED
-from regbench.stats import holm
-from regbench.table import write_report
+from regbench.plan.grid import expand_tuned, unique
+from regbench.plan.search import TUNED
+from regbench.report.stats import holm
+from regbench.report.write import write_report
+from regbench.run.records import from_run_dir
 
 GRID = """name: tuned
 tasks: [seq_digits]
@@ -182,7 +182,7 @@ def test_a_search_whose_points_all_failed_shows_its_failures_and_no_tuned_row(tm
 def test_launch_prefers_a_done_retry_over_a_committed_failed_record(tmp_path):
     from fake_runs import failed
 
-    from regbench.records import lookup, store_for
+    from regbench.run.records import lookup, store_for
 
     _, jobs = write_grid(tmp_path / "g.yaml", GRID)
     runs, out = tmp_path / "runs", tmp_path / "out"

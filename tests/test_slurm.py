@@ -22,13 +22,13 @@ import pytest
 
 from probe import probe_installed
 from regbench.errors import ConfigError
-from regbench.grid import Grid, expand, load_grid
-from regbench.jobs import Job
-from regbench.launch import Summary
-from regbench.rundir import read_json
-from regbench.runtime import Runtime
-from regbench.slurm import SlurmOptions, launch_slurm, load_slurm_config
-from regbench.table import write_report
+from regbench.launch.grid import Summary
+from regbench.launch.slurm import SlurmOptions, launch_slurm, load_slurm_config
+from regbench.plan.grid import Grid, expand, load_grid
+from regbench.plan.jobs import Job
+from regbench.report.write import write_report
+from regbench.run.rundir import read_json
+from regbench.run.runtime import Runtime
 
 CLUSTER_DIR = Path(os.environ.get("REGBENCH_SLURM_DIR", "/tmp/regbench-slurm"))
 RUNTIME = Runtime(wandb="disabled")

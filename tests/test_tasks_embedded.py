@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers import task_instance
-from regbench.config import resolve
 from regbench.errors import ConfigError
+from regbench.plan.config import resolve
 from regbench.tasks import get_task
 from regbench.tasks.adding import TRIVIAL_MSE
 from regbench.tasks.copy_memory import memoryless_baseline

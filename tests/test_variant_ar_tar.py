@@ -94,8 +94,8 @@ def test_padded_batches_penalise_valid_steps_only_and_classify_at_each_last_vali
 
 
 def _ptb_model(loss: str):
-    from regbench.config import resolve
     from regbench.models import SequenceModel
+    from regbench.plan.config import resolve
     from regbench.tasks import get_task
 
     overrides = {"model.hidden_size": 8, "model.num_layers": 1, "train.loss": loss}

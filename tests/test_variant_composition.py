@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from helpers import TOKENS, net, tokens
-from regbench.config import resolve
 from regbench.errors import ConfigError
 from regbench.models.variants import RECIPES, REGULARIZERS, parse_variant
+from regbench.plan.config import resolve
 
 
 def test_awd_recipe_is_weight_drop_locked_embedding_dropout_and_ar_tar():

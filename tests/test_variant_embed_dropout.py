@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from helpers import TOKENS, net, tokens
-from regbench.config import resolve
 from regbench.errors import ConfigError
+from regbench.plan.config import resolve
 
 
 def embedded(model, x):

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from helpers import batch_norm, inputs, net, reference_lstm, run_layer
-from regbench.config import resolve
 from regbench.errors import ConfigError
+from regbench.plan.config import resolve
 
 
 def bn_model():

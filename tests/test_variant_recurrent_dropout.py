@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from helpers import inputs, net, reference_lstm, run_layer
-from regbench.config import resolve
 from regbench.errors import ConfigError
 from regbench.models.cells import StepPlan
+from regbench.plan.config import resolve
 
 
 def plan_for(reg, steps=6, batch=4, hidden=6):

@@ -1,0 +1,1 @@
+"""Checks of the numbers themselves: golden numbers and the nightly rerun."""

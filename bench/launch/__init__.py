@@ -1,0 +1,1 @@
+"""Launching a grid's jobs: locally on workers or on SLURM, with a live view and status."""

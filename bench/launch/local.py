@@ -1,0 +1,147 @@
+"""The local launcher's workers: N CPU workers for cpu jobs, one slot per GPU (or several per
+GPU) for cuda jobs.
+
+Each slot owns one spawned worker process that runs jobs of its device in turn (torch and
+Lightning are imported once per worker); the slot's environment (CUDA_VISIBLE_DEVICES) and
+the job's thread count (its config's `execution.threads`, whatever the number of workers)
+are set in the worker before it touches a device; a job with another thread count gets a
+fresh worker. A worker dies with the launcher (PR_SET_PDEATHSIG), so a killed launch leaves
+no orphan training a job; a worker that dies on its own (os._exit, a signal, out of memory)
+is recorded as the job's failure and replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from regbench.plan.jobs import Job
+from regbench.run.rundir import RunDir
+from regbench.run.runtime import Runtime, execution
+
+Event = Callable[[str, Job, str, dict[str, Any] | None, float], None]
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str
+    device: str  # the jobs it takes: "cpu" or "cuda" (execution.device)
+    env: dict[str, str]
+
+
+def device_of(job: Job) -> str:
+    return execution(job.config)["device"]
+
+
+def gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count()
+
+
+def plan_slots(jobs: Sequence[Job], workers: int = 1, jobs_per_gpu: int = 1) -> list[Slot]:
+    """`jobs_per_gpu` slots per visible GPU when there are cuda jobs (small RNNs underuse a
+    big GPU, so several jobs may share one), and `workers` CPU slots for the cpu jobs."""
+    devices = {device_of(job) for job in jobs}
+    slots = []
+    if "cuda" in devices:
+        slots += [
+            Slot(f"gpu{g}/{k}", "cuda", {"CUDA_VISIBLE_DEVICES": str(g)})
+            for g in range(gpu_count())
+            for k in range(jobs_per_gpu)
+        ]
+    if "cpu" in devices or not jobs:
+        slots += [Slot(f"cpu{i}", "cpu", {"CUDA_VISIBLE_DEVICES": ""}) for i in range(workers)]
+    return slots
+
+
+def _init_worker(env: dict[str, str], threads: int) -> None:
+    """In the worker, before anything touches a device: its slot's environment, its jobs'
+    thread count, and death with the launcher."""
+    os.environ.update(env)
+    os.environ.pop("WANDB_SERVICE", None)  # start our own W&B service, not the launcher's
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class Worker:
+    """One spawned process running the jobs of one slot, replaced if it dies."""
+
+    def __init__(self, slot: Slot, runtime: Runtime) -> None:
+        self.slot = slot
+        self.runtime = runtime
+        self.pool: ProcessPoolExecutor | None = None
+        self.threads = 0  # the thread count the worker process was started with
+
+    def run(self, job: Job, run_dir: RunDir) -> dict[str, Any]:
+        from regbench.launch.grid import record_failure, run_job
+
+        threads = execution(job.config)["threads"]
+        if self.pool is not None and threads != self.threads:
+            self.close()
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.slot.env, threads),
+            )
+            self.threads = threads
+        future = self.pool.submit(run_job, dict(job.config), str(run_dir.path), self.runtime)
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            self.close()
+            error = "the worker process died without a result (killed, os._exit or a crash)"
+            record_failure(run_dir, error, "", kind="crashed")
+            return {"state": "failed", "error": error}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+            self.pool = None
+
+
+def run_local(
+    jobs: Sequence[Job], runs_dir: Path, slots: Sequence[Slot], runtime: Runtime, event: Event
+) -> None:
+    """Run `jobs` on the slots of their device, each slot taking the next job when it is free;
+    `event` is called with ('start' | 'end', job, slot name, outcome, seconds) from the slot
+    threads."""
+    todo: dict[str, queue.Queue[Job]] = {"cpu": queue.Queue(), "cuda": queue.Queue()}
+    for job in jobs:
+        todo[device_of(job)].put(job)
+
+    def serve(slot: Slot) -> None:
+        worker = Worker(slot, runtime)
+        try:
+            while True:
+                try:
+                    job = todo[slot.device].get_nowait()
+                except queue.Empty:
+                    return
+                event("start", job, slot.name, None, 0.0)
+                started = time.perf_counter()
+                outcome = worker.run(job, job.run_dir(runs_dir))
+                event("end", job, slot.name, outcome, time.perf_counter() - started)
+        finally:
+            worker.close()
+
+    threads = [threading.Thread(target=serve, args=(s,), daemon=True) for s in slots]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()

@@ -1,0 +1,1 @@
+"""`make perf`: the speed of every variant against plain nn.LSTM."""

@@ -1,0 +1,5 @@
+"""`python -m regbench.perf` (make perf)."""
+
+from regbench.perf.measure import main
+
+raise SystemExit(main())

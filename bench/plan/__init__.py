@@ -1,0 +1,1 @@
+"""The first stage: a grid file, its resolved configs and its jobs."""

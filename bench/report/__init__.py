@@ -1,0 +1,1 @@
+"""collect → tables: a grid's report, built from its run records."""
