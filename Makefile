@@ -6,7 +6,7 @@ WORKERS ?= 2
 DATA ?= $(REGBENCH_DATA)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test lint bench report status perf golden nightly clean-runs
+.PHONY: help install test test-slow lint bench report status perf golden nightly clean-runs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-11s %s\n", $$1, $$2}'
@@ -15,8 +15,11 @@ install: ## install regbench with the CPU torch wheel and the test tools
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e '.[dev]'
 
-test: ## run the test suite
-	$(PYTHON) -m pytest -q
+test: ## the test suite without the slow end-to-end checks (a few minutes)
+	$(PYTHON) -m pytest -q -m "not slow"
+
+test-slow: ## the slow end-to-end checks: kills and resumes, SLURM, plugins, DDP, compiles
+	$(PYTHON) -m pytest -q -m slow
 
 lint: ## ruff
 	$(PYTHON) -m ruff check .

@@ -20,6 +20,9 @@ OUT_HELP = (
     "count as finished runs"
 )
 console = Console(highlight=False, soft_wrap=True)
+# the keys of regbench.launch.launchers.LAUNCHERS, named here so that --help imports no
+# launcher (tests/test_cli.py checks they agree)
+LAUNCHER_NAMES = ("local", "slurm")
 
 
 def _runs_dir(args: argparse.Namespace) -> Path:
@@ -51,9 +54,9 @@ def _parse_set(pairs: list[str]) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from regbench.launch.grid import check_checkpoints, check_data, distributed_child, run_job
     from regbench.plan.config import resolve
     from regbench.plan.jobs import Job
+    from regbench.run.job import check_checkpoints, check_data, distributed_child, run_job
     from regbench.run.runtime import require_gpu
 
     config = resolve(
@@ -73,15 +76,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_data([job], runtime)
     console.print(f"{job.label} → {run.path}")
     outcome = run_job(dict(config), str(run.path), runtime)
-    if outcome["state"] != "done":
-        console.print(f"[red]failed[/red]: {outcome['error']} (details in {run.failed})")
+    if outcome.state != "done":
+        console.print(f"[red]failed[/red]: {outcome.error} (details in {run.failed})")
         return 1
-    result = outcome["result"]
-    metric = result["metric"]
-    console.print(
-        f"test {metric} {result['test'][metric]:.4g}, val {metric} "
-        f"{result['val'][metric]:.4g} (best epoch {result['best_epoch']}) → {run.result}"
-    )
+    console.print(f"{outcome.describe(val=True)} → {run.result}")
     return 0
 
 
@@ -103,6 +101,8 @@ def _out(args: argparse.Namespace, grid: Any) -> Path:
 def cmd_status(args: argparse.Namespace) -> int:
     from regbench.launch.grid import check_grid_data
     from regbench.launch.status import report
+    from regbench.plan.cost import describe as describe_cost
+    from regbench.run.records import job_state
 
     grid, store, jobs = _grid(args)
     if args.command != "status":  # validate and launch --dry-run check what launch would
@@ -110,11 +110,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         check_grid_data(jobs, _runs_dir(args), store, args.data_dir, console.print, retry)
     workers = getattr(args, "workers", 1)
     report(console, grid.name, jobs, _runs_dir(args), args.verbose, workers, store)
+    done = {j.id for j in jobs if job_state(j, _runs_dir(args), store) == "done"}
+    for line in describe_cost(jobs, done, workers=workers, grid=grid.name):
+        console.print(line)
     return 0
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
-    from regbench.launch.grid import Summary, grid_jobs
+    from regbench.launch.grid import grid_jobs
+    from regbench.run.job import LaunchSummary
     from regbench.run.records import job_state
 
     if args.dry_run:
@@ -127,13 +131,7 @@ def cmd_launch(args: argparse.Namespace) -> int:
         seen |= {j.id for j in new}
         summaries.append(_launch_jobs(args, new, runtime, store))
         jobs = grid_jobs(grid, runs_dir, store)
-    summary = Summary(
-        total=len(seen),
-        skipped=sum(s.skipped for s in summaries),
-        done=[j for s in summaries for j in s.done],
-        failed=[f for s in summaries for f in s.failed],
-        busy=[j for s in summaries for j in s.busy],
-    )
+    summary = LaunchSummary.merge(summaries, total=len(seen))
     for job in summary.busy:
         console.print(f"busy {job.label} ({job.id}): another process is running it")
     for job, error in summary.failed:
@@ -153,34 +151,20 @@ def cmd_launch(args: argparse.Namespace) -> int:
 
 
 def _launch_jobs(args: argparse.Namespace, jobs: list[Any], runtime: Any, store: Any) -> Any:
-    from regbench.launch.grid import launch
+    """The jobs, through the launcher --launcher names (--slurm-config implies slurm)."""
+    from regbench.launch.launchers import LAUNCHERS, LaunchOptions
 
-    if args.launcher == "slurm" or args.slurm_config:
-        return _launch_slurm(args, jobs, runtime, store)
-    return launch(
-        jobs,
-        _runs_dir(args),
-        runtime,
-        args.retry_failed,
-        console.print,
+    options = LaunchOptions(
+        retry_failed=args.retry_failed,
+        echo=console.print,
+        store=store,
         workers=args.workers,
         jobs_per_gpu=args.jobs_per_gpu,
         console=console,
-        store=store,
+        slurm_config=args.slurm_config,
     )
-
-
-def _launch_slurm(args: argparse.Namespace, jobs: list[Any], runtime: Any, store: Any) -> Any:
-    from regbench.launch.slurm import SlurmOptions, launch_slurm, load_slurm_config
-
-    if args.workers != 1 or args.jobs_per_gpu != 1:
-        raise ConfigError(
-            "--launcher slurm: --workers and --jobs-per-gpu are the local launcher's; "
-            "SLURM places jobs by the --slurm-config options."
-        )
-    options = load_slurm_config(args.slurm_config) if args.slurm_config else SlurmOptions()
-    runs_dir = _runs_dir(args)
-    return launch_slurm(jobs, runs_dir, runtime, options, args.retry_failed, console.print, store)
+    name = "slurm" if args.slurm_config else args.launcher
+    return LAUNCHERS[name](jobs, _runs_dir(args), runtime, options)
 
 
 def cmd_index(args: argparse.Namespace) -> int:
@@ -291,7 +275,7 @@ def parser() -> argparse.ArgumentParser:
     )
     launch.add_argument(
         "--launcher",
-        choices=("local", "slurm"),
+        choices=LAUNCHER_NAMES,
         default="local",
         help="run here (default) or as one SLURM job array through submitit",
     )

@@ -1,44 +1,27 @@
 """Custom recurrent cells for the regularizers that change the recurrence itself.
 
-The layout is built for speed: the input projection W_ih x (and any
-input-side normalization) is computed for all steps at once by the caller; masks are sampled
-for all steps before the loop; the loop walks the hoisted tensor with `unbind` (never `xw[t]`,
-whose backward is quadratic in T). Gate layouts and formulas equal PyTorch's `nn.LSTM`,
-`nn.GRU` and `nn.RNN(nonlinearity="tanh")`, so with an empty plan these cells reproduce the
-fused kernels with the same parameters.
+Each step reads what the regularizers planned for it from a `StepPlan` (models/plan.py).
+The layout is built for speed: the input projection W_ih x (and any input-side
+normalization) is computed for all steps at once by the caller, or inside the step for inputs
+with few features (models/speed/projection.py); masks are sampled for all steps before the
+loop; the loop walks the per-step tensors of an `unbind` (never `xw[t]`, whose backward is
+quadratic in T), eagerly or in compiled chunks (models/speed/). Gate layouts and formulas
+equal PyTorch's `nn.LSTM`, `nn.GRU` and `nn.RNN(nonlinearity="tanh")`, so with an empty plan
+these cells reproduce the fused kernels with the same parameters.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from regbench.models.plan import Norm, Stats, StepPlan, at
+
 State = tuple[Tensor, ...]
-Stats = tuple[Tensor, Tensor]
-PerStep = Sequence[Tensor] | Tensor | float
-
-
-@dataclass
-class Norm:
-    """A normalization of a (B, F) term at every step, with gain `weight` and shift `bias`.
-
-    'layer': statistics over the features of each example (Ba et al. 2016). 'batch':
-    statistics over the batch at each step (Cooijmans et al. 2017); in training the batch's own
-    (returned so the owner can update its running averages through `update`), at eval the
-    per-step running averages in `stats`.
-    """
-
-    kind: Literal["layer", "batch"]
-    weight: Tensor
-    bias: Tensor | None
-    eps: float = 1e-5
-    stats: Sequence[Stats] | None = None
-    update: Callable[[Tensor, Tensor, int | Tensor], None] | None = None
 
 
 def normalize(
@@ -76,93 +59,6 @@ def batch_moments(x: Tensor, valid: Tensor | None, dims: tuple[int, ...]) -> Sta
     mean = torch.where(valid, x, 0).sum(dims, dtype=torch.float32) / count
     spread = torch.where(valid, x - mean.to(x.dtype), 0).float().square()
     return mean.to(x.dtype), (spread.sum(dims) / count).to(x.dtype)
-
-
-STEP_NORMS = ("step_input_norm", "hidden_norm", "cell_norm", "sum_norm")
-PER_STEP_FIELDS = ("update_masks", "zone_h", "zone_c", "valid")  # sequence, tensor or rate
-
-
-@dataclass
-class StepPlan:
-    """The per-step terms regularizers add to one layer's recurrence for one forward pass.
-
-    Zoneout fields hold per-step Bernoulli masks in training and the rate itself at eval
-    (the expectation); masks in `update_masks` and `hidden_mask` are inverted-dropout masks.
-    A per-step field holds a sequence with one tensor per step, or one tensor (or rate) that
-    applies at every step. `input_norm(W_ih x, b_ih, valid)` normalizes the input projection of all
-    steps at once, before the loop, and adds the cell's input bias in the same pass;
-    `step_input_norm` normalizes it one step at a time inside the loop instead (per-step batch
-    statistics, which then fuse with the step's other work), its shift including b_ih;
-    `sum_norm` (tanh-RNN) normalizes W_ih x + W_hh h, and the biases are added after it.
-    `compiled` says that this forward's steps run compiled, so hoisted work may be too.
-    With `input_weight` set, the walk is given the raw inputs x_t (few features) and each step
-    computes W_ih x_t (+ `input_bias`) itself, as pointwise work (see `project_in_step`).
-    `weight_probes` are the zero probes z_t added to each step's W_hh product, which then
-    uses a detached W_hh (models/weight_grad.py). `valid` holds, in a padded batch whose
-    steps batch-normalize, each step's (B, 1) mask of the sequences still running, over which
-    the batch statistics are taken.
-    """
-
-    cell: str
-    steps: int
-    batch: int
-    hidden: int
-    like: Tensor
-    hidden_mask: Tensor | None = None
-    weight_probes: Sequence[Tensor] | None = None
-    update_masks: PerStep | None = None
-    zone_h: PerStep | None = None
-    zone_c: PerStep | None = None
-    compiled: bool = False
-    input_norm: Callable[..., Tensor] | None = None
-    step_input_norm: Norm | None = None
-    hidden_norm: Norm | None = None
-    cell_norm: Norm | None = None
-    sum_norm: Norm | None = None
-    input_weight: Tensor | None = None
-    input_bias: Tensor | None = None
-    valid: Sequence[Tensor] | None = None
-    owners: dict[str, str] = field(default_factory=dict)
-
-    def set(self, name: str, value: object, owner: str) -> None:
-        """Set one field; two regularizers may not claim the same one."""
-        if getattr(self, name) is not None:
-            raise ValueError(f"{owner} and {self.owners[name]} both set the step plan's {name}")
-        setattr(self, name, value)
-        self.owners[name] = owner
-
-    def shape(self) -> tuple[int, int, int]:
-        return (self.steps, self.batch, self.hidden)
-
-    def window(self, start: int, stop: int) -> StepPlan:
-        """The plan for steps [start, stop): per-step sequences sliced, the rest shared, and
-        what the steps do not read (input norm, owners, running-average updates) left out."""
-
-        def cut(value: object) -> object:
-            return value[start:stop] if isinstance(value, (list, tuple)) else value
-
-        norms = {
-            name: replace(norm, stats=cut(norm.stats), update=None)
-            for name in STEP_NORMS
-            if (norm := getattr(self, name)) is not None
-        }
-        per_step = {name: cut(getattr(self, name)) for name in PER_STEP_FIELDS}
-        return replace(
-            self,
-            steps=stop - start,
-            weight_probes=cut(self.weight_probes),
-            input_norm=None,
-            owners={},
-            **per_step,
-            **norms,
-        )
-
-
-def at(value: PerStep | None, t: int) -> Tensor | float | None:
-    """The value of a per-step field at step t (a shared tensor or rate applies to all)."""
-    if value is None or isinstance(value, (float, Tensor)):
-        return value
-    return value[t]
 
 
 StepStats = dict[str, Stats]

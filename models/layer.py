@@ -2,7 +2,9 @@
 
 The parameters always live in a one-layer `nn.LSTM` / `nn.GRU` / `nn.RNN`, so every variant
 has the same parameter count and initialisation, and the custom path can be checked against
-the fused one with identical weights.
+the fused one with identical weights. The layer decides what a custom walk computes (the
+regularizers' plan, which bias goes where, which steps batch statistics count); the speed
+layer (models/speed/) decides how.
 """
 
 from __future__ import annotations
@@ -13,12 +15,10 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
-from regbench.models.cells import GATES, STEP_NORMS, Norm, State, Stats, StepPlan, valid_steps
-from regbench.models.gemm import linear
-from regbench.models.graphs import graphable, graphed_walk
-from regbench.models.steps import DEFAULT_CHUNK, StepMode, walk
+from regbench.models.cells import GATES, State, valid_steps
+from regbench.models.plan import STEP_NORMS, Norm, Stats, StepPlan
+from regbench.models.speed import DEFAULT_CHUNK, InputProjection, StepMode, compiles, walk_custom
 from regbench.models.variants.base import Regularizer
-from regbench.models.weight_grad import RecurrentWeightGrad, pays_off
 
 FUSED: dict[str, type[nn.RNNBase]] = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 FUSED_OPS = {"gru": torch.gru, "rnn": torch.rnn_tanh}  # the ops behind them (LSTM: torch.lstm)
@@ -77,7 +77,7 @@ class RecurrentLayer(nn.Module):
     def _fused_with(self, x: Tensor, state: State | None, w_hh: Tensor) -> tuple[Tensor, State]:
         """`nn.LSTM`'s (GRU's, RNN's) own op with W_hh replaced: what
         `torch.func.functional_call(self.rnn, {"weight_hh_l0": w_hh}, ...)` computes, without
-        swapping the module's parameters (measured 44 µs less per PTB-size forward)."""
+        swapping the module's parameters (faster: results/perf/README.md)."""
         rnn = self.rnn
         state = self.initial_state(x.shape[1], x) if state is None else state
         hx = tuple(s.unsqueeze(0) for s in state)
@@ -99,71 +99,38 @@ class RecurrentLayer(nn.Module):
         lengths: Tensor | None = None,
     ) -> tuple[Tensor, State]:
         steps, batch, _ = x.shape
-        compiled = self.step_mode in ("compile", "graph") and torch.is_grad_enabled()
+        compiled = compiles(self.step_mode)
         plan = StepPlan(self.cell, steps, batch, self.hidden_size, like=x, compiled=compiled)
         for reg in regularizers:
             reg.plan_steps(plan, index)
         valid = _valid_steps(lengths, x) if _batch_statistics(plan) else None
         plan.valid = None if valid is None else list(valid.unbind(0))
-        gx, b_hh = self._input_projection(x, plan, valid)
-        probe = None
-        if pays_off(w_hh, batch, compiled):
-            probe = RecurrentWeightGrad()
-            plan.weight_probes, w_hh = probe.probes(w_hh, steps, batch), w_hh.detach()
-        if self.step_mode == "graph" and self.training and graphable(gx, plan):
-            walked = graphed_walk(self, gx, state, w_hh, b_hh, plan, self.chunk)
-        else:
-            steps_in = gx.unbind(0)
-            walked = walk(self.cell, steps_in, state, w_hh, b_hh, plan, self.step_mode, self.chunk)
-        if probe is not None:
-            probe.record(state[0], walked.outputs, plan.hidden_mask)
+        projection, b_hh = self._input_terms(plan)
+        mode, chunk = self.step_mode, self.chunk
+        walked = walk_custom(self, x, state, projection, w_hh, b_hh, plan, valid, mode, chunk)
         counts = batch if valid is None else valid.sum((1, 2))
         for name, per_step in walked.stats.items():
             _update_running_stats(getattr(plan, name), per_step, counts)
         return walked.outputs, walked.state
 
-    def _input_projection(
-        self, x: Tensor, plan: StepPlan, valid: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """W_ih x for all steps (hoisted), with its normalization, and the bias left for
-        the step (both biases when a norm over the summed input comes first; b_ih joins the
-        shift of a per-step input norm). Inputs with few features on compiled CPU steps are
-        returned as they are, for the steps to project (see `project_in_step`)."""
+    def _input_terms(self, plan: StepPlan) -> tuple[InputProjection, Tensor]:
+        """The input projection the walk computes (W_ih x with b_ih, and the plan's input norm
+        over all steps, if any) and the bias left for the step: both biases when a norm over
+        the summed input comes first; b_hh alone when b_ih joins the shift of a per-step input
+        norm (set in the plan here) or the projection."""
         rnn = self.rnn
         weight, bias, b_hh = rnn.weight_ih_l0, rnn.bias_ih_l0, rnn.bias_hh_l0
         if plan.sum_norm is not None:
-            bias, b_hh = None, rnn.bias_ih_l0 + rnn.bias_hh_l0
-        elif (norm := plan.step_input_norm) is not None:
+            return InputProjection(weight, None), rnn.bias_ih_l0 + rnn.bias_hh_l0
+        if (norm := plan.step_input_norm) is not None:
             shift = bias if norm.bias is None else norm.bias + bias
-            plan.step_input_norm, bias = replace(norm, bias=shift), None
-        elif plan.input_norm is not None:
-            return plan.input_norm(linear(x, weight), bias, valid), b_hh
-        if project_in_step(x, plan):
-            plan.input_weight, plan.input_bias = weight, bias
-            return x, b_hh
-        return linear(x, weight, bias), b_hh
+            plan.step_input_norm = replace(norm, bias=shift)
+            return InputProjection(weight, None), b_hh
+        return InputProjection(weight, bias, plan.input_norm), b_hh
 
     @property
     def gates(self) -> int:
         return GATES[self.cell]
-
-
-# Up to this many input features, compiled CPU steps compute W_ih x_t themselves (see
-# `project_in_step`). Measured on the 2-core CPU, compiled variational LSTM, batch 64, hidden
-# 128, ms per forward+backward, in the step vs hoisted: T 784, F 1: 190 vs 285 (sequential
-# MNIST, results/perf/README.md); T 200: F 2 53.5 vs 61.1, F 8 52.8 vs 57.6, F 12 59.5 vs
-# 51.5, F 16 103.5 vs 48.6 (there the hoisted product runs in oneDNN).
-IN_STEP_FEATURES = 8
-
-
-def project_in_step(x: Tensor, plan: StepPlan) -> bool:
-    """Whether the steps compute W_ih x_t (+ b) themselves instead of taking a hoisted (T, B, G)
-    projection: compiled steps on the CPU with at most IN_STEP_FEATURES input features. There
-    the projection is a few multiply-adds per gate fused into the step's pointwise kernel;
-    hoisted it writes, and backpropagates through, a (T, B, G) tensor that at one feature per
-    step (sequential MNIST) is G times larger than the input, and an MKL product with K = 1."""
-    small = x.shape[-1] <= IN_STEP_FEATURES and x.device.type == "cpu"
-    return small and plan.compiled
 
 
 def _batch_statistics(plan: StepPlan) -> bool:

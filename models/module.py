@@ -2,6 +2,11 @@
 
 Logged keys: `train/loss` (per epoch, regularizer penalties included), `val/loss`,
 `val/<metric>`, `test/loss`, `test/<metric>`.
+
+Protocol features that act on the training loop live here: the per-window lr scale of
+variable-length BPTT (a batch's `lr_scale`, tasks/language.py; Merity et al. 2017, Sec. 4.1)
+and NT-ASGD's averaging (Merity et al. 2017, Sec. 3; models/optim.py `WeightAverage`), whose
+averaged weights evaluate the model once averaging has begun.
 """
 
 from __future__ import annotations
@@ -12,9 +17,16 @@ from typing import Any
 import lightning as L
 import torch.nn.functional as F
 from torch import Tensor
+from torch.func import functional_call
 
 from regbench.models.network import NetOutput, RecurrentNet
-from regbench.models.optim import build_optimizer, build_schedule
+from regbench.models.optim import (
+    NONMONO,
+    WeightAverage,
+    build_optimizer,
+    build_schedule,
+    scaled_lr,
+)
 from regbench.models.variants import build_regularizers
 from regbench.tasks.base import InputSpec, Protocol
 
@@ -34,6 +46,8 @@ def build_network(config: Mapping[str, Any], spec: InputSpec, kind: str) -> Recu
         regularizers=build_regularizers(config["regularizers"]),
         one_hot=m["embedding"] == "one_hot",
         tie_weights=m["tie_weights"],
+        learned_state=m.get("initial_state", "zeros") == "learned",
+        h0_noise=m.get("h0_noise", 0.0),
     )
     net.initialize(m["init"], m["init_scale"], m["forget_bias"])
     return net
@@ -51,20 +65,56 @@ class SequenceModel(L.LightningModule):
         self.val_metric = self.metric.make(spec.num_outputs)
         self.test_metric = self.metric.make(spec.num_outputs)
         self.carried: dict[str, list] = {}
+        train = config["train"]
+        self.averager = None
+        if train["optimizer"] == "nt_asgd":
+            self.averager = WeightAverage(self.net, train.get("nonmono", NONMONO))
+        self.lr_scale = 1.0
 
     def forward(self, batch: Batch, split: str = "train") -> NetOutput:
         """A stateful batch (truncated BPTT) starts from the state the previous batch of the
         same split ended in, detached; others start from zeros."""
         stateful = bool(batch.get("stateful"))
-        out = self.net(
-            batch["x"], batch.get("lengths"), self.carried.get(split) if stateful else None
-        )
+        args = (batch["x"], batch.get("lengths"), self.carried.get(split) if stateful else None)
+        averaged = None if self.averager is None or self.training else self.averager.weights()
+        out = self.net(*args) if averaged is None else functional_call(self.net, averaged, args)
         if stateful:
             self.carried[split] = [tuple(s.detach() for s in state) for state in out.state]
         return out
 
     def on_train_epoch_start(self) -> None:
         self.carried.pop("train", None)
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        self.lr_scale = float(batch.get("lr_scale", 1.0))
+
+    def optimizer_step(
+        self, epoch: int, batch_idx: int, optimizer: Any, closure: Any = None
+    ) -> None:
+        """The step at the batch's lr scale (variable-length BPTT; 1 otherwise)."""
+        with scaled_lr(optimizer, self.lr_scale):
+            super().optimizer_step(epoch, batch_idx, optimizer, closure)
+
+    def on_train_batch_end(self, outputs: Any, batch: Batch, batch_idx: int) -> None:
+        if self.averager is not None:
+            self.averager.update(self.net)
+
+    def on_validation_end(self) -> None:
+        """NT-ASGD's trigger, on this check's validation loss (after the checkpoints of the
+        check were written: averaging starts with the next step)."""
+        if self.averager is None or self.trainer.sanity_checking:
+            return
+        loss = self.trainer.callback_metrics.get("val/loss")
+        if loss is not None:
+            self.averager.check(float(loss))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.averager is not None:
+            checkpoint["nonmono_history"] = list(self.averager.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.averager is not None:
+            self.averager.history = list(checkpoint.get("nonmono_history", []))
 
     def on_validation_epoch_start(self) -> None:
         self.carried.pop("val", None)

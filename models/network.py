@@ -17,9 +17,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from regbench.models.cells import GATES, State
-from regbench.models.graphs import forget
 from regbench.models.layer import RecurrentLayer
-from regbench.models.steps import DEFAULT_CHUNK, StepMode
+from regbench.models.speed import DEFAULT_CHUNK, StepMode, forget
 from regbench.models.variants import check_composition
 from regbench.models.variants.base import LayerDims, Regularizer, Site
 from regbench.tasks.base import InputSpec, OutputKind
@@ -46,6 +45,8 @@ class RecurrentNet(nn.Module):
         regularizers: Sequence[Regularizer] = (),
         one_hot: bool = False,
         tie_weights: bool = False,
+        learned_state: bool = False,
+        h0_noise: float = 0.0,
     ) -> None:
         super().__init__()
         check_composition([type(r) for r in regularizers], cell, spec.tokens)
@@ -68,11 +69,19 @@ class RecurrentNet(nn.Module):
         dims = [LayerDims(cell, sizes[i], sizes[i + 1], GATES[cell]) for i in range(num_layers)]
         for reg in self.regularizers:
             reg.bind(dims)
+        self.h0_noise = h0_noise
+        self.initial = None
+        if learned_state:  # h_0 (and c_0) of every layer, learned from zeros (Cooijmans et al.)
+            parts = 2 if cell == "lstm" else 1
+            self.initial = nn.ParameterList(
+                nn.Parameter(torch.zeros(hidden_size)) for _ in range(num_layers * parts)
+            )
 
     def forward(
         self, x: Tensor, lengths: Tensor | None = None, state: list[State] | None = None
     ) -> NetOutput:
         h = self._site(self._embed(x), "input", 0)
+        state = self._initial_state(h) if state is None else state
         custom = any(r.custom_cell for r in self.regularizers)
         new_state: list[State] = []
         for i, layer in enumerate(self.layers):
@@ -87,6 +96,28 @@ class RecurrentNet(nn.Module):
         if every and self.kind != "classify_each":  # all steps kept for a penalty only
             dropped = self._last_step(dropped, lengths)
         return NetOutput(self._head(dropped), penalty, new_state)
+
+    def _initial_state(self, x: Tensor) -> list[State] | None:
+        """Each layer's starting state for a batch that carries none: None (the layers start
+        from zeros) unless h_0 is learned or noisy. Cooijmans et al. 2017 (Sec. 2; their code
+        too) make h_0 and c_0 parameters, and for sequential MNIST add Gaussian noise to h_0
+        (Sec. 5.1) so that batch statistics of the first, near-constant steps have variance;
+        the noise is drawn in training only (their code draws it at evaluation too: here
+        evaluation takes its mean, as for every other stochastic regularizer)."""
+        noisy = self.h0_noise > 0.0 and self.training
+        if self.initial is None and not noisy:
+            return None
+        batch, parts = x.shape[1], 2 if self.layers[0].cell == "lstm" else 1
+        states = []
+        for i, layer in enumerate(self.layers):
+            if self.initial is None:
+                zeros = layer.initial_state(batch, x)
+            else:
+                learned = self.initial[i * parts : (i + 1) * parts]
+                zeros = tuple(p.to(x.dtype).expand(batch, -1) for p in learned)
+            h = zeros[0] + self.h0_noise * torch.randn_like(zeros[0]) if noisy else zeros[0]
+            states.append((h, *zeros[1:]))
+        return states
 
     @property
     def _reads_every_step(self) -> bool:
@@ -134,25 +165,30 @@ class RecurrentNet(nn.Module):
         return out.squeeze(-1) if self.kind == "regress_last" else out
 
     def set_step_mode(self, mode: StepMode, chunk: int = DEFAULT_CHUNK) -> None:
-        """How custom cells walk their steps (models/steps.py); numerics are unchanged up to
+        """How custom cells walk their steps (models/speed/); numerics are unchanged up to
         floating-point reassociation."""
         for layer in self.layers:
             layer.step_mode, layer.chunk = mode, chunk
-            forget(layer)  # recorded CUDA graphs (models/graphs.py) and their memory
+            forget(layer)  # recorded CUDA graphs (models/speed/graphs.py) and their memory
 
     def initialize(self, scheme: str, scale: float, forget_bias: float | None) -> None:
         """'default' keeps PyTorch's init; 'uniform' draws every weight and bias of the
         embedding, the recurrent layers and the head from U(±scale) (Zaremba et al. 2014);
         'orthogonal' makes each gate's block of W_ih and W_hh orthogonal and the recurrent
-        biases 0 (Cooijmans et al. 2017; Wen et al. 2018). A forget-gate bias, if given, is
-        put in b_ih (b_hh's part 0). Parameters a regularizer owns (normalization gains and
-        shifts) keep their paper initialization under every scheme."""
+        biases 0 (Cooijmans et al. 2017; Wen et al. 2018); 'orthogonal_identity' does too, but
+        makes W_hh's candidate block (LSTM g, GRU n, the tanh-RNN's whole W_hh) the identity
+        (Cooijmans et al. 2017, Sec. 5.1, sequential MNIST: "orthogonal initialization for all
+        weight matrices, except for the hidden-to-hidden weight matrix which we initialize to
+        be the identity"; their code puts the identity in the candidate's block of the
+        d_h × 4d_h matrix). A forget-gate bias, if given, is put in b_ih (b_hh's part 0).
+        Parameters a regularizer owns (normalization gains and shifts) and a learned initial
+        state (zeros) keep their paper initialization under every scheme."""
         if scheme == "uniform":
             for p in self._own_parameters():
                 nn.init.uniform_(p, -scale, scale)
-        elif scheme == "orthogonal":
+        elif scheme in ("orthogonal", "orthogonal_identity"):
             for layer in self.layers:
-                _orthogonal_gates(layer)
+                _orthogonal_gates(layer, identity=scheme == "orthogonal_identity")
         elif scheme == "uniform_ends":  # pytorch/examples word_language_model
             for weight in (self.head.weight, *([self.embedding.weight] if self.embedding else [])):
                 nn.init.uniform_(weight, -scale, scale)
@@ -163,8 +199,10 @@ class RecurrentNet(nn.Module):
             self._set_forget_bias(forget_bias)
 
     def _own_parameters(self) -> list[nn.Parameter]:
-        """The network's parameters without the regularizers' own, in registration order."""
+        """The network's parameters without the regularizers' own and the learned initial
+        state, in registration order."""
         owned = {id(p) for p in self.regularizers.parameters()}
+        owned |= {id(p) for p in (self.initial.parameters() if self.initial is not None else [])}
         return [p for p in self.parameters() if id(p) not in owned]
 
     def _set_forget_bias(self, value: float) -> None:
@@ -177,11 +215,16 @@ class RecurrentNet(nn.Module):
                 layer.rnn.bias_hh_l0[n : 2 * n].zero_()
 
 
-def _orthogonal_gates(layer: RecurrentLayer) -> None:
+CANDIDATE = {"lstm": 2, "gru": 2, "rnn": 0}  # the candidate's block in PyTorch's gate order
+
+
+def _orthogonal_gates(layer: RecurrentLayer, identity: bool = False) -> None:
     rnn = layer.rnn
     with torch.no_grad():
         for weight in (rnn.weight_ih_l0, rnn.weight_hh_l0):
             for block in weight.chunk(layer.gates, 0):
                 nn.init.orthogonal_(block)
+        if identity:
+            nn.init.eye_(rnn.weight_hh_l0.chunk(layer.gates, 0)[CANDIDATE[layer.cell]])
         rnn.bias_ih_l0.zero_()
         rnn.bias_hh_l0.zero_()

@@ -145,6 +145,9 @@ class Task(L.LightningDataModule):
 
     protocol: ClassVar[Protocol]
     external_data: ClassVar[bool] = False  # read from files or the hub, not generated
+    # Parameters added after results existed, each at the neutral value that computes what
+    # the task computed before it (config.py leaves them out of a resolved config there).
+    added_params: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,

@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from helpers import fused_and_custom
-from regbench.models.cells import StepPlan
-from regbench.models.gemm import MIN_FEATURES
 from regbench.models.layer import RecurrentLayer
+from regbench.models.plan import StepPlan
+from regbench.models.speed.gemm import MIN_FEATURES
 
 
 # With MIN_FEATURES + 8 inputs the hoisted projection runs in oneDNN where it can
-# (models/gemm.py); with 4, in F.linear.
+# (models/speed/gemm.py); with 4, in F.linear.
 @pytest.mark.parametrize("features", [4, MIN_FEATURES + 8])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_custom_path_matches_fused_kernel_outputs_and_gradients(cell, features):

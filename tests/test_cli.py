@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from regbench.cli import main
+from regbench.cli import LAUNCHER_NAMES, main, parser
+from regbench.launch.launchers import LAUNCHERS
 
 
 def test_tasks_and_variants_are_listed(capsys):
@@ -46,7 +49,10 @@ def test_single_run_then_already_done(tmp_path, tiny, capsys):
         *sets,
     ]
     assert main(argv) == 0
-    assert "test cross_entropy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    number = r"[\d.e+-]+"
+    line = rf"test cross_entropy {number}, val cross_entropy {number} \(best epoch \d+\) → "
+    assert re.search(line + r"\S+result\.json", out), out
     assert main(argv) == 0
     assert "already done" in capsys.readouterr().out
 
@@ -60,3 +66,10 @@ def test_slurm_launcher_options_are_checked_before_anything_is_submitted(tmp_pat
     argv = ["launch", "quick", "--runs-dir", str(tmp_path), "--launcher", "slurm", "--workers", "2"]
     assert main(argv) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_the_launcher_choices_are_the_registry():
+    """--launcher offers every registered launcher (named in cli.py, so --help imports none)."""
+    launch = parser()._subparsers._group_actions[0].choices["launch"]
+    (action,) = [a for a in launch._actions if a.dest == "launcher"]
+    assert tuple(action.choices) == LAUNCHER_NAMES == tuple(LAUNCHERS)

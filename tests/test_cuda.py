@@ -1,5 +1,5 @@
 """On a CUDA device: every variant trains there and agrees with the CPU, masks keep their
-rates, and step mode 'graph' (CUDA graphs, models/graphs.py) gives the eager walk's outputs,
+rates, and step mode 'graph' (CUDA graphs, models/speed/graphs.py) gives the eager walk's outputs,
 gradients and running statistics. Skipped without CUDA (CI has none); run on a lent GPU with
 `python -m pytest tests/test_cuda.py`."""
 
@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from helpers import SPEC, net
-from regbench.models.graphs import recorded_count
+from regbench.models.speed.graphs import recorded_count
 from regbench.models.variants import RECIPES, REGULARIZERS, defined_for
 from regbench.models.variants.masks import bernoulli_mask, effective_probability, keep_mask
 
@@ -127,7 +127,7 @@ def test_a_dead_models_graphs_do_not_break_a_later_capture(monkeypatch):
     """A dead model's graphs, freed by the cyclic collector inside another model's capture,
     invalidated it (cudaErrorStreamCaptureInvalidated): recording collects first. Here the
     collector runs at the start of every capture, after the first model died (recorded graphs
-    are only ever freed by the collector: see models/graphs.py)."""
+    are only ever freed by the collector: see models/speed/graphs.py)."""
     first = net("lstm", layers=1, hidden=16, zoneout={}).cuda().train()
     first.set_step_mode("graph", chunk=4)
     first(batch(5, 0)).prediction.sum().backward()
@@ -255,7 +255,7 @@ def test_masks_on_cuda_keep_their_probability(prob):
 
 
 def test_a_lightning_run_on_the_gpu_uses_cuda_graphs(tmp_path, tiny, monkeypatch):
-    import regbench.models.layer as layer_module
+    import regbench.models.speed.walker as walker
     from regbench.plan.config import resolve
     from regbench.plan.jobs import Job
     from regbench.run.rundir import RunDir
@@ -265,9 +265,9 @@ def test_a_lightning_run_on_the_gpu_uses_cuda_graphs(tmp_path, tiny, monkeypatch
     config = resolve("seq_digits", "zoneout", "lstm", 0, overrides)
     run = RunDir(tmp_path / Job(config).id)
     replays = []
-    graphed_walk = layer_module.graphed_walk
+    graphed_walk = walker.graphed_walk
     monkeypatch.setattr(
-        layer_module, "graphed_walk", lambda *a, **k: replays.append(1) or graphed_walk(*a, **k)
+        walker, "graphed_walk", lambda *a, **k: replays.append(1) or graphed_walk(*a, **k)
     )
     result = train(config, run.path, Runtime(wandb="disabled"))
     assert replays

@@ -97,6 +97,7 @@ def test_grid_to_table_and_rerun_skips_done_runs(tmp_path, tiny, capsys):
     assert "every one of the 8 runs is done" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_one_run_over_two_processes_with_ddp(tmp_path, tiny):
     """execution.devices 2 on the CPU: Lightning DDP with two processes, each on half the
     data."""

@@ -52,6 +52,7 @@ def threads_used(run: Path) -> int:
     return json.loads((run / "provenance.json").read_text())["hardware"]["torch_threads"]
 
 
+@pytest.mark.slow
 def test_the_number_of_workers_changes_neither_the_jobs_nor_their_numbers(tmp_path):
     """Launched with 1 and 2 workers on the same cores, a grid's jobs compute the same
     numbers (once, threads were divided between the workers, and the numbers differed)."""
@@ -67,6 +68,7 @@ def test_the_number_of_workers_changes_neither_the_jobs_nor_their_numbers(tmp_pa
         assert threads_used(one / job_id) == threads_used(two / job_id) == 1
 
 
+@pytest.mark.slow
 def test_each_job_runs_with_its_own_thread_count(tmp_path):
     """One worker runs a 1-thread and a 2-thread job of the same grid, each as configured."""
     sweep = "sweep: [{execution.threads: 1}, {execution.threads: 2}]\n"

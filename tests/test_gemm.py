@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from regbench.models.gemm import MIN_FEATURES, linear, uses_onednn, weight_grad
+from regbench.models.speed.gemm import MIN_FEATURES, linear, uses_onednn, weight_grad
 
 onednn = pytest.mark.skipif(
     not uses_onednn(torch.zeros(1, MIN_FEATURES), torch.zeros(2, MIN_FEATURES)),

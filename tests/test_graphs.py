@@ -1,4 +1,4 @@
-"""Step mode 'graph' (models/graphs.py) on the CPU: the plan's round trip through tensors,
+"""Step mode 'graph' (models/speed/graphs.py) on the CPU: the plan's round trip through tensors,
 the tensor-only walk a graph records, and the CPU's fallback to compiled chunks. The
 recording itself needs CUDA: tests/test_cuda.py."""
 
@@ -11,10 +11,11 @@ import pytest
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-import regbench.models.graphs as graphs
+import regbench.models.speed.graphs as graphs
 from helpers import inputs, net
-from regbench.models.cells import StepPlan, run_steps
-from regbench.models.graphs import (
+from regbench.models.cells import run_steps
+from regbench.models.plan import StepPlan
+from regbench.models.speed.graphs import (
     _Recorded,
     graphable,
     join_plan,
@@ -22,7 +23,8 @@ from regbench.models.graphs import (
     split_plan,
     walk_function,
 )
-from regbench.models.steps import walk
+from regbench.models.speed.projection import project
+from regbench.models.speed.steps import walk
 from regbench.run.runtime import choose_step_mode
 
 CASES = {
@@ -47,7 +49,8 @@ def training_plan(cell: str, regularizers: dict):
     plan = StepPlan(cell, 8, 4, layer.hidden_size, like=x)
     for reg in model.regularizers:
         reg.plan_steps(plan, 0)
-    gx, b_hh = layer._input_projection(x, plan)
+    terms, b_hh = layer._input_terms(plan)
+    gx = project(x, terms, plan)
     state = layer.initial_state(4, x)
     return plan, gx, state, layer.rnn.weight_hh_l0, b_hh
 
@@ -86,6 +89,7 @@ def test_evaluation_plans_are_refused():
 @pytest.mark.parametrize(
     "case", ["lstm zoneout+recurrent_bn (step norms)", "rnn layer_norm (sum norm)"]
 )
+@pytest.mark.slow
 def test_the_recorded_function_gives_the_compiled_walk(case):
     cell, regularizers = CASES[case]
     plan, gx, state, w_hh, b_hh = training_plan(cell, regularizers)
@@ -253,7 +257,8 @@ def test_a_compiled_plan_that_projects_in_the_step_round_trips():
     x = inputs(batch=4, steps=8).transpose(0, 1)
     plan = StepPlan(cell, 8, 4, layer.hidden_size, like=x, compiled=True)
     model.regularizers[0].plan_steps(plan, 0)
-    given, b_hh = layer._input_projection(x, plan)
+    terms, b_hh = layer._input_terms(plan)
+    given = project(x, terms, plan)
     assert given is x and plan.input_weight is not None
     layout, tensors = split_plan(plan)
     assert {"input_weight"} <= set(layout.names)

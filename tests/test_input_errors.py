@@ -45,6 +45,7 @@ def test_yaml_nan_and_inf_on_the_command_line_and_in_a_grid(tmp_path, capsys, sp
     assert err.count("\n") == 1 and "train.lr: must be a finite number" in err
 
 
+@pytest.mark.slow
 def test_a_run_prints_no_wandb_anonymous_warning(tmp_path):
     sets = {
         "task.params.T": 12,

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 GRID = """name: killtest
 tasks:
   adding: {task.params.T: 20, task.params.n_train: 1200, model.hidden_size: 24,
@@ -45,6 +47,7 @@ def results(runs: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in runs.glob("*/result.json")}
 
 
+@pytest.mark.slow
 def test_killed_launch_relaunched_equals_an_uninterrupted_launch(tmp_path):
     grid = tmp_path / "killtest.yaml"
     grid.write_text(GRID)

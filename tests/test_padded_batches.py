@@ -66,6 +66,7 @@ def test_step_statistics_are_those_of_the_running_sequences():
     torch.testing.assert_close(running, 0.1 * expected)
 
 
+@pytest.mark.slow
 def test_compiled_steps_take_the_same_masked_statistics():
     eager, eager_buffers = train_step("recurrent_bn", {}, padded(100.0), LENGTHS)
     compiled, buffers = train_step("recurrent_bn", {}, padded(100.0), LENGTHS, "compile")

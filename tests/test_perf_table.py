@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+import pytest
 import torch
 
 from regbench.perf.measure import _planned, _table_order
@@ -78,6 +79,7 @@ def test_failed_rounds_are_left_out_and_a_row_with_none_keeps_its_error():
     assert combine([failed, failed]).error == "ran past 300 s"
 
 
+@pytest.mark.slow
 def test_make_perf_measures_every_row_in_each_round_in_fresh_processes(tmp_path):
     from regbench.perf.measure import main
 

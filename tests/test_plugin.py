@@ -66,6 +66,7 @@ def regbench(site: Path, *args: str, check: bool = True) -> subprocess.Completed
     return subprocess.run(command, env=env, check=check, capture_output=True, text=True)
 
 
+@pytest.mark.slow
 def test_plugin_task_runs_through_a_grid(tmp_path):
     site = install_plugin(tmp_path)
     grid = tmp_path / "plugin.yaml"
@@ -102,6 +103,7 @@ def write_reviews(root: Path) -> None:
         (folder / f"{split}.tsv").write_text("\n".join(lines) + "\n")
 
 
+@pytest.mark.slow
 def test_file_reading_token_plugin_runs_through_a_grid(tmp_path):
     site = install_plugin(tmp_path, example=1)
     data = tmp_path / "data"

@@ -127,7 +127,7 @@ def test_builtin_grid_references_name_rows_of_their_grid():
     declared = 0
     for name in builtin_grids():
         grid = load_grid(name)
-        rows = {job.cell_key for job in expand(grid)}
+        rows = {job.row_key for job in expand(grid)}
         for ref in grid.references:
             assert ref.key in rows, (name, ref.key)
             assert ref.low <= ref.value <= ref.high, (name, ref.key)

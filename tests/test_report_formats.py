@@ -87,8 +87,8 @@ def test_manifest_names_jobs_hashes_versions_and_hardware(report):
     m = json.loads((report["out"] / "manifest.json").read_text())
     assert m["project"]["name"] == "regbench" and m["grid"]["name"] == "formats"
     assert len(m["grid"]["sha256"]) == 64 and m["generated"]
-    first = m["cells"][0]
-    jobs = [j for j in report["jobs"] if j.cell_key == ("seq_digits", "lstm", "none", "")]
+    first = m["rows"][0]
+    jobs = [j for j in report["jobs"] if j.row_key == ("seq_digits", "lstm", "none", "")]
     assert first["job_ids"] == [j.id for j in jobs]
     assert first["config_hashes"] == [config_hash(j.config) for j in jobs]
     assert first["versions"] == jobs[0].config["versions"] and first["task_version"] == 1

@@ -25,6 +25,7 @@ def rows(out: Path) -> dict[str, dict]:
     return {r["variant"]: r for r in json.loads((out / "results.json").read_text())["rows"]}
 
 
+@pytest.mark.slow
 def test_a_bumped_variant_version_marks_only_its_rows_stale(tmp_path, tiny, monkeypatch):
     lines = ["name: tiny", "tasks:", "  seq_digits:"]
     lines += [f"    {k}: {v}" for k, v in tiny["seq_digits"].items()]
@@ -60,7 +61,7 @@ def test_a_bumped_variant_version_marks_only_its_rows_stale(tmp_path, tiny, monk
     table = (out / "table.md").read_text()
     assert f"† stale (versions.regularizers.zoneout: {old} → {old + 1}): previous numbers" in table
     manifest = json.loads((out / "manifest.json").read_text())
-    assert [c["stale"] is not None for c in manifest["cells"]] == [False, True]
+    assert [c["stale"] is not None for c in manifest["rows"]] == [False, True]
     assert "| `tiny` | 2 | 2 / 4 | 1 |" in (out.parent / "README.md").read_text()
 
     for job in pending(bumped, runs, retry_failed=False):
@@ -81,7 +82,7 @@ def legacy_report(out: Path, old_jobs: list[Job], values: list[float]) -> None:
     out.mkdir(parents=True)
     by_row: dict[tuple, list[Job]] = {}
     for job in old_jobs:
-        by_row.setdefault(job.cell_key, []).append(job)
+        by_row.setdefault(job.row_key, []).append(job)
     legacy = []
     for (task, cell, variant, point), row_jobs in by_row.items():
         legacy.append(

@@ -14,8 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import wandb_records
 from regbench.run.rundir import load_checkpoint
+
+pytestmark = pytest.mark.slow  # end-to-end runs; `make test-slow`
 
 OVERRIDES = {
     "task.params.T": 20,

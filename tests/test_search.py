@@ -136,6 +136,7 @@ def test_a_grid_has_a_sweep_or_a_search(tmp_path):
         write_grid(tmp_path / "g.yaml", GRID + "sweep: [{train.lr: 0.1}, {train.lr: 0.2}]\n")
 
 
+@pytest.mark.slow
 def test_a_launch_runs_the_search_then_the_tuned_rows_it_selects(tmp_path, tiny, capsys):
     from regbench.cli import main
 

@@ -22,13 +22,15 @@ import pytest
 
 from probe import probe_installed
 from regbench.errors import ConfigError
-from regbench.launch.grid import Summary
 from regbench.launch.slurm import SlurmOptions, launch_slurm, load_slurm_config
 from regbench.plan.grid import Grid, expand, load_grid
 from regbench.plan.jobs import Job
 from regbench.report.write import write_report
+from regbench.run.job import LaunchSummary
 from regbench.run.rundir import read_json
 from regbench.run.runtime import Runtime
+
+pytestmark = pytest.mark.slow  # end-to-end runs; `make test-slow`
 
 CLUSTER_DIR = Path(os.environ.get("REGBENCH_SLURM_DIR", "/tmp/regbench-slurm"))
 RUNTIME = Runtime(wandb="disabled")
@@ -103,7 +105,7 @@ class Launched:
     grid: Grid
     jobs: list[Job]
     runs: Path
-    summary: Summary
+    summary: LaunchSummary
     log: list[str]
     seconds: float
 
@@ -250,7 +252,6 @@ def test_sbatch_refusal_is_a_config_error(cluster: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- requeue
-@pytest.mark.slow
 @pytest.mark.skipif(
     os.environ.get("REGBENCH_SLOW") != "1",
     reason="takes ~2.5 min (SLURM holds a requeued job ~120 s); set REGBENCH_SLOW=1",

@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import regbench.models.layer as layer_module
+import regbench.models.speed.projection as projection
 from helpers import fused_and_custom, inputs, net
-from regbench.models.cells import StepPlan
-from regbench.models.layer import IN_STEP_FEATURES, RecurrentLayer, project_in_step
+from regbench.models.layer import RecurrentLayer
+from regbench.models.plan import StepPlan
+from regbench.models.speed.projection import IN_STEP_FEATURES, project, project_in_step
 
 CASES = {
     "lstm zoneout+recurrent_bn": (
@@ -55,7 +56,7 @@ def test_compiled_steps_that_project_their_inputs_match_the_fused_kernel(
     """With few input features, compiled CPU steps compute W_ih x_t themselves."""
     decided = []
     monkeypatch.setattr(
-        layer_module,
+        projection,
         "project_in_step",
         lambda x, plan: decided.append(project_in_step(x, plan)) or decided[-1],
     )
@@ -83,7 +84,8 @@ def test_which_inputs_the_steps_project(features, compiled, in_step):
     layer = RecurrentLayer("lstm", features, 6)
     x = torch.randn(8, 3, features)
     plan = StepPlan("lstm", 8, 3, 6, like=x, compiled=compiled)
-    given, _ = layer._input_projection(x, plan)
+    terms, _ = layer._input_terms(plan)
+    given = project(x, terms, plan)
     assert project_in_step(x, plan) == in_step
     assert (given is x) == in_step and (plan.input_weight is not None) == in_step
     assert given.shape[-1] == (features if in_step else 24)
@@ -95,7 +97,8 @@ def test_a_per_step_input_norm_takes_the_input_bias_when_the_steps_project():
     x = inputs(steps=8).transpose(0, 1)
     plan = StepPlan("lstm", 8, 5, layer.hidden_size, like=x, compiled=True)
     model.regularizers[0].plan_steps(plan, 0)
-    layer._input_projection(x, plan)
+    terms, _ = layer._input_terms(plan)
+    project(x, terms, plan)
     assert plan.input_bias is None
     torch.testing.assert_close(plan.step_input_norm.bias, layer.rnn.bias_ih_l0)
 

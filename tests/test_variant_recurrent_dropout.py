@@ -7,7 +7,7 @@ import torch
 
 from helpers import inputs, net, reference_lstm, run_layer
 from regbench.errors import ConfigError
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 from regbench.plan.config import resolve
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from helpers import inputs, net, reference_lstm
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 
 
 def test_site_mask_identical_across_steps_and_different_across_sequences():

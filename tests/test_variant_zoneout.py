@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from helpers import inputs, net, reference_lstm, run_layer
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 
 
 def test_training_masks_are_unscaled_per_step_and_per_unit():

@@ -1,13 +1,14 @@
-"""W_hh's gradient as one product over all steps equals the per-step sum (models/weight_grad.py)."""
+"""W_hh's gradient as one product over all steps equals the per-step sum
+(models/speed/weight_grad.py)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-import regbench.models.layer as layer_module
+import regbench.models.speed.walker as walker
 from helpers import inputs, net
-from regbench.models.weight_grad import MAX_BATCH, MIN_HIDDEN, RecurrentWeightGrad, pays_off
+from regbench.models.speed.weight_grad import MAX_BATCH, MIN_HIDDEN, RecurrentWeightGrad, pays_off
 
 CASES = {
     "lstm variational (hidden mask)": ("lstm", {"variational": {}}),
@@ -24,7 +25,7 @@ CASES = {
 def gradients(
     cell: str, regularizers: dict, one_product: bool, monkeypatch, mode: str = "eager"
 ) -> list:
-    monkeypatch.setattr(layer_module, "pays_off", lambda weight, batch, compiled: one_product)
+    monkeypatch.setattr(walker, "pays_off", lambda weight, batch, compiled: one_product)
     model = net(cell, layers=2, **regularizers).train()
     model.set_step_mode(mode, chunk=4)
     torch.manual_seed(3)
@@ -53,7 +54,7 @@ def test_compiled_steps_with_probes_give_the_eager_per_step_gradient(case, monke
 
 
 def test_two_backwards_through_a_retained_graph_add_up(monkeypatch):
-    monkeypatch.setattr(layer_module, "pays_off", lambda weight, batch, compiled: True)
+    monkeypatch.setattr(walker, "pays_off", lambda weight, batch, compiled: True)
     model = net("lstm", layers=1, variational={}).train()
     torch.manual_seed(3)
     loss = model(inputs(batch=4, steps=5)).prediction.square().sum()
@@ -94,7 +95,7 @@ def test_a_forward_and_backward_leave_no_graph_alive(monkeypatch):
         owners.append(weakref.ref(self))
 
     monkeypatch.setattr(RecurrentWeightGrad, "__init__", tracked)
-    monkeypatch.setattr(layer_module, "pays_off", lambda weight, batch, compiled: True)
+    monkeypatch.setattr(walker, "pays_off", lambda weight, batch, compiled: True)
     model = net("lstm", layers=2, variational={}).train()
     gc.disable()  # freed by reference counting alone, without the cycle collector
     try:

@@ -30,7 +30,9 @@ import torch
 
 from regbench.plan.config import resolve
 from regbench.plan.jobs import Job
+from regbench.run.result import metric_value
 from regbench.run.runtime import Runtime
+from regbench.run.train import train
 
 GOLDEN = Path(__file__).resolve().parents[2] / "tests" / "golden.json"
 Metrics = dict[str, float]
@@ -97,15 +99,13 @@ def cases() -> Iterator[tuple[str, dict[str, Any]]]:
 
 def run_case(config: dict[str, Any], data_dir: str | None) -> dict[str, float]:
     """The val and test metrics (and test loss) of one short run."""
-    from regbench.run.train import train
-
     runtime = Runtime(wandb="disabled", data_dir=data_dir)  # 1 CPU thread: execution defaults
     with tempfile.TemporaryDirectory() as tmp:
         result = train(config, Path(tmp) / Job(config).id, runtime)
     metric = result["metric"]
     return {
-        f"val/{metric}": result["val"][metric],
-        f"test/{metric}": result["test"][metric],
+        f"val/{metric}": metric_value(result, "val"),
+        f"test/{metric}": metric_value(result),
         "test/loss": result["test"]["loss"],
     }
 

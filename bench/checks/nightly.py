@@ -14,8 +14,9 @@ import math
 import tempfile
 from pathlib import Path
 
-from regbench.launch.grid import launch
+from regbench.launch.local import launch_local
 from regbench.plan.grid import expand, load_grid
+from regbench.run.result import metric_value
 from regbench.run.runtime import Runtime
 
 RESULTS = Path("results")
@@ -44,26 +45,25 @@ def main(argv: list[str] | None = None) -> int:
     matches = [
         j
         for j in expand(grid)
-        if j.cell_key[1] == args.cell and j.seed == args.seed and not j.point
+        if j.row_key[1] == args.cell and j.seed == args.seed and not j.point
     ]
     if not matches:
         ap.error(f"grid {grid.name} has no job with cell {args.cell} and seed {args.seed}")
     job = matches[0]
     runs = Path(tempfile.mkdtemp(prefix="regbench-nightly-"))
     runtime = Runtime(wandb="disabled", data_dir=args.data_dir)
-    summary = launch([job], runs, runtime)
+    summary = launch_local([job], runs, runtime)
     if not summary.ok:
         print(f"FAIL: the run failed: {summary.failed[0][1]}")
         return 1
-    result = json.loads((job.run_dir(runs).result).read_text())
-    ours = result["test"][result["metric"]]
+    ours = metric_value(job.run_dir(runs).read_result())
     return _verdict(grid, job, ours)
 
 
 def _verdict(grid, job, ours: float) -> int:
     failures = []
     for ref in grid.references:
-        if ref.key[:3] == job.cell_key[:3] and not ref.accepts(ours):
+        if ref.key[:3] == job.row_key[:3] and not ref.accepts(ours):
             failures.append(f"{ours:.5g} outside {ref.rule} ({ref.source})")
     committed = committed_value(grid.name, job.id)
     if committed is not None and not math.isclose(ours, committed, rel_tol=RTOL):

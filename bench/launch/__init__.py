@@ -1,1 +1,2 @@
-"""Launching a grid's jobs: locally on workers or on SLURM, with a live view and status."""
+"""Launching a grid's jobs: locally on workers or on SLURM (the registry in launchers.py), with
+a live view and status."""

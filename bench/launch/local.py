@@ -1,5 +1,5 @@
-"""The local launcher's workers: N CPU workers for cpu jobs, one slot per GPU (or several per
-GPU) for cuda jobs.
+"""The local launcher: a grid's unfinished jobs on this machine's workers, N CPU workers for
+cpu jobs, one slot per GPU (or several per GPU) for cuda jobs, with a live view.
 
 Each slot owns one spawned worker process that runs jobs of its device in turn (torch and
 Lightning are imported once per worker); the slot's environment (CUDA_VISIBLE_DEVICES) and
@@ -25,13 +25,23 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from rich.console import Console
+
+from regbench.launch.progress import Event, LaunchView
 from regbench.plan.jobs import Job
+from regbench.run.job import (
+    LaunchSummary,
+    check_checkpoints,
+    check_data,
+    pending,
+    record_failure,
+    run_job,
+)
+from regbench.run.records import RecordStore
+from regbench.run.result import Outcome
 from regbench.run.rundir import RunDir
-from regbench.run.runtime import Runtime, execution
-
-Event = Callable[[str, Job, str, dict[str, Any] | None, float], None]
+from regbench.run.runtime import Runtime, execution, require_gpu, require_one_device
 
 
 @dataclass(frozen=True)
@@ -86,9 +96,7 @@ class Worker:
         self.pool: ProcessPoolExecutor | None = None
         self.threads = 0  # the thread count the worker process was started with
 
-    def run(self, job: Job, run_dir: RunDir) -> dict[str, Any]:
-        from regbench.launch.grid import record_failure, run_job
-
+    def run(self, job: Job, run_dir: RunDir) -> Outcome:
         threads = execution(job.config)["threads"]
         if self.pool is not None and threads != self.threads:
             self.close()
@@ -107,7 +115,7 @@ class Worker:
             self.close()
             error = "the worker process died without a result (killed, os._exit or a crash)"
             record_failure(run_dir, error, "", kind="crashed")
-            return {"state": "failed", "error": error}
+            return Outcome.failed(error)
 
     def close(self) -> None:
         if self.pool is not None:
@@ -145,3 +153,51 @@ def run_local(
         t.start()
     for t in threads:
         t.join()
+
+
+def launch_local(
+    jobs: Sequence[Job],
+    runs_dir: Path,
+    runtime: Runtime,
+    retry_failed: bool = False,
+    echo: Callable[[str], None] = print,
+    workers: int = 1,
+    jobs_per_gpu: int = 1,
+    console: Console | None = None,
+    store: RecordStore | None = None,
+) -> LaunchSummary:
+    """Run every job that is not done (and not failed, unless retry_failed) on this machine
+    (a job with a committed record in `store` counts as finished):
+    cuda jobs `jobs_per_gpu` per GPU, cpu jobs on `workers` CPU workers, each job with its
+    own config's thread count. A cuda job without a visible GPU, or a job over several
+    devices, stops the launch before any run starts."""
+    todo = pending(jobs, runs_dir, retry_failed, store)
+    where = f"grid {runtime.group}" if runtime.group else "launch"
+    require_one_device(todo, where)
+    require_gpu(todo, where)
+    check_checkpoints(todo, runs_dir)
+    check_data(todo, runtime)
+    summary = LaunchSummary(total=len(jobs), skipped=len(jobs) - len(todo))
+    slots = plan_slots(todo, workers, jobs_per_gpu)
+    echo(
+        f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run on "
+        f"{len(slots)} slot{'s' * (len(slots) > 1)} ({', '.join(s.name for s in slots)})."
+    )
+    view = LaunchView(console or Console(highlight=False), len(todo), len(slots))
+
+    def event(kind: str, job: Job, slot: str, outcome: Outcome | None, seconds: float) -> None:
+        view.event(kind, job, slot, outcome, seconds)
+        if kind == "end":
+            summary.add(job, outcome)
+
+    started = time.perf_counter()
+    with view:
+        run_local(todo, runs_dir, slots, runtime, event)
+    if todo:
+        wall, busy = time.perf_counter() - started, sum(view.durations)
+        echo(
+            f"{len(todo)} runs in {wall:.0f} s on {len(slots)} slot(s); their own times sum "
+            f"to {busy:.0f} s, so the grid took {wall / (busy / len(slots)):.2f}× "
+            "Σ/slots."
+        )
+    return summary

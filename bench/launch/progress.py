@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from regbench.plan.jobs import Job
+from regbench.run.result import Outcome
+
+# ('start' | 'end', job, slot name, its outcome (None at the start), seconds it took)
+Event = Callable[[str, Job, str, Outcome | None, float], None]
 
 
 class LaunchView:
@@ -27,7 +32,7 @@ class LaunchView:
             transient=True,
             disable=not console.is_terminal,
         )
-        self.task = self.progress.add_task(self._describe(), total=total)
+        self.task = self.progress.add_task(self._status_line(), total=total)
 
     def __enter__(self) -> LaunchView:
         self.progress.start()
@@ -43,33 +48,27 @@ class LaunchView:
         seconds = sum(self.durations) / len(self.durations) * left / self.slots
         return time.strftime("%H:%M:%S", time.gmtime(seconds))
 
-    def _describe(self) -> str:
+    def _status_line(self) -> str:
         pending = self.total - self.done - self.failed - self.running
         return (
             f"done {self.done} · running {self.running} · failed {self.failed} · "
             f"pending {pending} · ETA {self.eta()}"
         )
 
-    def event(self, kind: str, job: Job, slot: str, outcome: dict | None, seconds: float) -> None:
+    def event(
+        self, kind: str, job: Job, slot: str, outcome: Outcome | None, seconds: float
+    ) -> None:
         with self.lock:
             if kind == "start":
                 self.running += 1
             else:
                 self.running -= 1
                 self.durations.append(seconds)
-                ok = outcome is not None and outcome["state"] == "done"
+                ok = outcome is not None and outcome.state == "done"
                 self.done += ok
                 self.failed += not ok
-                self.console.print(
-                    f"[{slot}] {job.label} ({job.id}): {describe(outcome)} in {seconds:.1f} s"
-                )
+                text = (outcome or Outcome.failed("no result")).describe()
+                self.console.print(f"[{slot}] {job.label} ({job.id}): {text} in {seconds:.1f} s")
             self.progress.update(
-                self.task, completed=self.done + self.failed, description=self._describe()
+                self.task, completed=self.done + self.failed, description=self._status_line()
             )
-
-
-def describe(outcome: dict | None) -> str:
-    if outcome is None or outcome["state"] != "done":
-        return f"FAILED ({(outcome or {}).get('error', 'no result')})"
-    r = outcome["result"]
-    return f"test {r['metric']} {r['test'][r['metric']]:.4g} (best epoch {r['best_epoch']})"

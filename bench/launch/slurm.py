@@ -13,10 +13,7 @@ failure, a preemption that cancelled it) is recorded here with the state SLURM r
 Preemption and timeouts: submitit asks SLURM for `--signal=USR2@<signal_delay_s>`; on that
 signal it calls `TrainTask.checkpoint`, which requeues the same task, and the run resumes
 from its run directory (checkpoints/last.ckpt). Lightning must not requeue as well: the
-Trainer of a run inside SLURM gets `slurm_plugins()`.
-
-This module imports regbench.launch.grid (and through it train and trainer) only when it runs,
-so that the trainer module can import `slurm_plugins` from it.
+Trainer of a run inside SLURM gets `slurm_plugins()` (regbench.run.cluster).
 """
 
 from __future__ import annotations
@@ -27,25 +24,31 @@ import secrets
 import shutil
 import subprocess
 import time
-import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import submitit
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from submitit.core.utils import FailedJobError
 
 from regbench.errors import ConfigError, unknown
+from regbench.plan.jobs import Job
 from regbench.plan.yamlfile import read_yaml
+from regbench.run.job import (
+    LaunchSummary,
+    check_checkpoints,
+    check_data,
+    pending,
+    record_failure,
+    run_job,
+)
 from regbench.run.records import RecordStore
-from regbench.run.rundir import RunDir, read_json
-
-if TYPE_CHECKING:
-    from regbench.launch.grid import Summary
-    from regbench.plan.jobs import Job
-    from regbench.run.runtime import Runtime
+from regbench.run.result import Outcome
+from regbench.run.rundir import RunDir
+from regbench.run.runtime import Runtime, execution, require_one_device
 
 POLL_S = 2.0  # how often result files (and, at submitit's pace, sacct) are checked
 QUEUE_CHECK_S = 30.0  # how often squeue is asked which array tasks SLURM still holds
@@ -149,11 +152,7 @@ class TrainTask(submitit.helpers.Checkpointable):
         self.run_dir = run_dir
         self.runtime = runtime
 
-    def __call__(self) -> dict[str, Any]:
-        from lightning.pytorch.utilities.exceptions import SIGTERMException
-
-        from regbench.launch.grid import run_job
-
+    def __call__(self) -> Outcome:
         try:
             return run_job(self.config, self.run_dir, self.runtime)
         except SIGTERMException:
@@ -166,18 +165,6 @@ class TrainTask(submitit.helpers.Checkpointable):
 def _sleep_until(deadline: float) -> None:
     while time.monotonic() < deadline:
         time.sleep(1.0)
-
-
-def slurm_plugins() -> list[Any]:
-    """Trainer plugins for a run: inside a SLURM job, Lightning's SLURM environment with its
-    own requeue off (submitit requeues); outside SLURM, none."""
-    from lightning.pytorch.plugins.environments import SLURMEnvironment
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "srun is available but not used" on submit hosts
-        if not SLURMEnvironment.detect():
-            return []
-        return [SLURMEnvironment(auto_requeue=False)]
 
 
 # ----------------------------------------------------------------------------- submission
@@ -230,8 +217,6 @@ def check_allocation(
 ) -> None:
     """Before anything is submitted: refuse jobs over several devices or on cuda without
     gpus_per_task; note jobs that use more threads than cpus_per_task."""
-    from regbench.run.runtime import execution, require_one_device
-
     where = f"grid {grid}" if grid else "--launcher slurm"
     require_one_device(jobs, where)
     cuda = [job for job in jobs if execution(job.config)["device"] == "cuda"]
@@ -316,11 +301,9 @@ def slurm_state(job: submitit.Job) -> str:
     return f"state {state.split()[0]}, {ended}"
 
 
-def outcome(job: submitit.Job, run: RunDir) -> dict[str, Any]:
-    """The task's result, or a failure recorded in its run directory when the task ended
+def outcome(job: submitit.Job, run: RunDir) -> Outcome:
+    """The task's outcome, or a failure recorded in its run directory when the task ended
     without one (a job that raised inside its run has recorded its failure through run_job)."""
-    from regbench.launch.grid import record_failure
-
     kind = "error"
     if job.paths.result_pickle.exists():
         try:
@@ -333,18 +316,9 @@ def outcome(job: submitit.Job, run: RunDir) -> dict[str, Any]:
         trace = "\n".join((job.stderr() or "").splitlines()[-STDERR_LINES:])
         kind = "crashed"
     if run.state() == "done":  # finished its run, then died before submitit saved the result
-        return {"state": "done", "result": read_json(run.result)}
+        return Outcome.done(run.read_result())
     record_failure(run, error, trace, kind=kind)
-    return {"state": "failed", "error": error}
-
-
-def describe(result: dict[str, Any]) -> str:
-    if result["state"] == "busy":
-        return f"left alone ({result['error']})"
-    if result["state"] != "done":
-        return f"FAILED ({result['error']})"
-    r = result["result"]
-    return f"test {r['metric']} {r['test'][r['metric']]:.4g} (best epoch {r['best_epoch']})"
+    return Outcome.failed(error)
 
 
 # ----------------------------------------------------------------------------- launch
@@ -356,16 +330,14 @@ def launch_slurm(
     retry_failed: bool = False,
     echo: Callable[[str], None] = print,
     store: RecordStore | None = None,
-) -> Summary:
+) -> LaunchSummary:
     """Run every job of `jobs` that is not done (and not failed, unless retry_failed; a
     committed record in `store` counts) as one SLURM job array, wait, and summarise."""
-    from regbench.launch.grid import Summary, check_checkpoints, check_data, pending
-
     todo = pending(jobs, runs_dir, retry_failed, store)
     check_checkpoints(todo, runs_dir)
     check_allocation(todo, options, runtime.group, echo)
     check_data(todo, runtime)
-    summary = Summary(total=len(jobs), skipped=len(jobs) - len(todo))
+    summary = LaunchSummary(total=len(jobs), skipped=len(jobs) - len(todo))
     echo(f"{summary.skipped} of {len(jobs)} runs already finished; {len(todo)} to run.")
     if not todo:
         return summary
@@ -379,18 +351,13 @@ def launch_slurm(
     echo(
         f"submitted SLURM array {submitted[0].job_id.split('_')[0]} ({len(tasks)} tasks; {folder})"
     )
-    results: dict[int, dict[str, Any]] = {}
+    results: dict[int, Outcome] = {}
     for count, i in enumerate(_finished(submitted), 1):
         results[i] = outcome(submitted[i], runs[i])
         echo(
             f"[{count}/{len(todo)}] {todo[i].label} ({todo[i].id}, SLURM job "
-            f"{submitted[i].job_id}): {describe(results[i])}"
+            f"{submitted[i].job_id}): {results[i].describe()}"
         )
     for i, job in enumerate(todo):
-        if results[i]["state"] == "done":
-            summary.done.append(job)
-        elif results[i]["state"] == "busy":
-            summary.busy.append(job)
-        else:
-            summary.failed.append((job, results[i]["error"]))
+        summary.add(job, results[i])
     return summary

@@ -48,11 +48,11 @@ def remaining_seconds(
         if seconds is None:
             left.append(job)
             continue
-        times[job.cell_key].append(seconds)
-        times[job.cell_key[:3]].append(seconds)
+        times[job.row_key].append(seconds)
+        times[job.row_key[:3]].append(seconds)
     total, unknown = 0.0, 0
     for job in left:
-        known = times.get(job.cell_key) or times.get(job.cell_key[:3])
+        known = times.get(job.row_key) or times.get(job.row_key[:3])
         if known:
             total += mean(known)
         else:

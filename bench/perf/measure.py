@@ -39,9 +39,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from regbench.models.network import RecurrentNet
+from regbench.models.variants import RECIPES, REGULARIZERS, defined_for
 from regbench.models.variants.base import Regularizer
 from regbench.perf.table import COMPILED_MODES, Row, combine, device_slug, markdown, summary
 from regbench.perf.textbook import has_textbook, plain_model, textbook_step
+from regbench.tasks.base import InputSpec
 
 ROW_TIMEOUT_S = 300.0
 MODE_ORDER = {"–": 0, "graph": 1, "eager": 2, "compile": 3}  # what to measure first
@@ -107,10 +110,6 @@ def _baseline(size: Size, device):
 
 def _network(size: Size, variant: str, mode: str, device):
     import torch
-
-    from regbench.models.network import RecurrentNet
-    from regbench.models.variants import RECIPES, REGULARIZERS
-    from regbench.tasks.base import InputSpec
 
     torch.manual_seed(0)
     spec = InputSpec(num_outputs=10, features=size.features, vocab_size=size.vocab)
@@ -186,8 +185,6 @@ def variants_to_measure(size: Size, cuda: bool = False) -> list[tuple[str, str]]
     """(variant, step mode) pairs defined for the LSTM and this size's inputs; step mode '–'
     for fused-kernel variants, and 'graph' for custom cells on CUDA only. 'none' is measured
     on both paths: on the custom cell it is the reference of the custom-cell rows."""
-    from regbench.models.variants import RECIPES, REGULARIZERS, defined_for
-
     custom_modes = ["eager", "compile", *(["graph"] if cuda else [])]
     pairs = [("none", "–"), *(("none", mode) for mode in custom_modes)]
     for name in [*REGULARIZERS, *(r for r in RECIPES if r != "none")]:

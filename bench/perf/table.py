@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date
 
+from regbench.run.provenance import _cpu_model, code_version
+
 TARGETS = {"cpu": {"fused": 0.95, "custom": 0.75}, "cuda": {"fused": 0.95, "custom": 0.5}}
 MAX_COMPILE_S = 30.0
 # The step mode a custom-cell target is judged in (what step mode 'auto' picks for long runs).
@@ -152,8 +154,6 @@ def summary(r: Row) -> str:
 def device_label(device) -> str:
     import torch
 
-    from regbench.run.provenance import _cpu_model
-
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"{_cpu_model()}, {torch.get_num_threads()} threads"
@@ -182,8 +182,6 @@ def _precision(device) -> str:
 
 def commit() -> str:
     """The measured code's commit, as the table states it."""
-    from regbench.run.provenance import code_version
-
     version = code_version()
     if version["commit"] is None and os.environ.get("REGBENCH_COMMIT"):  # a copy without git
         return f"`{os.environ['REGBENCH_COMMIT'][:12]}` (as given by REGBENCH_COMMIT)"

@@ -5,19 +5,26 @@ the job's identity (jobs.py). That includes how it executes (`execution`: CPU th
 step mode, devices per run), since each changes the numbers. Overrides are flat dotted keys
 (`train.lr`, `task.params.T`, `regularizers.zoneout.z_c`, `seeds.data`,
 `execution.threads`); an unknown key or a wrong type is a ConfigError naming the key, before
-anything runs.
+anything runs. A key prefixed `variant[<variant>].` applies to that variant's jobs only (and
+beats the same key unprefixed): `variant[variational+embed_dropout].regularizers.embed_dropout.
+p_embed: 0.2` sets one row's rate where a grid's rows share a regularizer at other rates.
+
+Options added after results existed (`Field.added`) are left out of a resolved config while
+they hold their default, the neutral value that computes what was computed before the option
+existed: every earlier job keeps its config, its id (jobs.ADDED_KEYS) and its record.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from regbench.errors import ConfigError, unknown
-from regbench.models.optim import OPTIMIZERS, SCHEDULES
-from regbench.models.variants import CELLS, REGULARIZERS, parse_variant
+from regbench.models.optim import NONMONO, OPTIMIZERS, RMSPROP_ALPHA, SCHEDULES
+from regbench.models.variants import CELLS, REGULARIZERS, parse_variant, variant_names
 from regbench.tasks import get_task
 
 MODEL_VERSION = 1
@@ -37,6 +44,7 @@ class Field:
     minimum: float | None = None
     below: float | None = None
     nullable: bool = False
+    added: bool = False  # added later: left out of a resolved config at its default
 
     def check(self, key: str, value: Any) -> Any:
         """The value converted to this field's type; a ConfigError naming `key` otherwise."""
@@ -72,11 +80,18 @@ MODEL: dict[str, Field] = {
     "embedding_size": Field(0, int, minimum=0),  # 0: the hidden size (token tasks only)
     "embedding": Field("learned", str, ("learned", "one_hot")),  # token tasks only
     # default: PyTorch's; uniform: everything U(±init_scale) (Zaremba); orthogonal: gate blocks
-    # (Cooijmans); uniform_ends: embedding and head U(±init_scale), head bias 0 (pytorch/examples)
-    "init": Field("default", str, ("default", "uniform", "orthogonal", "uniform_ends")),
+    # (Cooijmans); uniform_ends: embedding and head U(±init_scale), head bias 0 (pytorch/examples);
+    # orthogonal_identity: as orthogonal, W_hh's candidate block the identity (Cooijmans, MNIST)
+    "init": Field(
+        "default", str, ("default", "uniform", "orthogonal", "uniform_ends", "orthogonal_identity")
+    ),
     "init_scale": Field(0.1, float, minimum=0.0),
     "forget_bias": Field(None, float, nullable=True),  # LSTM only; None keeps the init
     "tie_weights": Field(False, bool),  # head weight = embedding (Press & Wolf; Inan et al.)
+    # h_0 (and c_0): zeros, or learned parameters starting at zero (Cooijmans et al. 2017,
+    # Sec. 2); h0_noise: std of Gaussian noise added to h_0 in training (their Sec. 5.1)
+    "initial_state": Field("zeros", str, ("zeros", "learned"), added=True),
+    "h0_noise": Field(0.0, float, minimum=0.0, added=True),
 }
 TRAIN: dict[str, Field] = {
     "optimizer": Field("adam", str, OPTIMIZERS),
@@ -97,11 +112,15 @@ TRAIN: dict[str, Field] = {
     "schedule": Field("none", str, SCHEDULES),
     "decay_start": Field(1, int, minimum=0),
     "decay_factor": Field(0.5, float, minimum=0.0),
-    "plateau_factor": Field(0.25, float, minimum=0.0),
+    "plateau_factor": Field(0.25, float, minimum=0.0),  # the lr factor of plateau and nonmono
     "plateau_patience": Field(0, int, minimum=0),
+    "amsgrad": Field(False, bool, added=True),  # Adam only (Reddi et al. 2018)
+    "rmsprop_alpha": Field(RMSPROP_ALPHA, float, minimum=0.0, below=1.0, added=True),  # decay
+    # n of the non-monotone criterion (schedule 'nonmono', optimizer 'nt_asgd')
+    "nonmono": Field(NONMONO, int, minimum=1, added=True),
 }
 
-STEP_MODES = ("auto", "eager", "compile", "graph")  # custom cells (models/steps.py)
+STEP_MODES = ("auto", "eager", "compile", "graph")  # custom cells (models/speed/)
 EXECUTION: dict[str, Field] = {
     "threads": Field(1, int, minimum=1),  # torch's intra-op CPU threads
     "device": Field("cpu", str, ("cpu", "cuda")),
@@ -127,8 +146,10 @@ def _fields_from_defaults(
 
 
 def _regularizer_fields(key: str) -> dict[str, Field]:
-    """A regularizer's parameters: rates (p_*, z_*) lie in [0, 1), other numbers are ≥ 0."""
+    """A regularizer's parameters: rates (p_*, z_*) lie in [0, 1), other numbers are ≥ 0;
+    those named in its `added_params` were added later (Field.added)."""
     cls = REGULARIZERS[key]
+    added = getattr(cls, "added_params", ())
     fields = {}
     for name, value in cls.defaults.items():
         number = isinstance(value, float)
@@ -138,16 +159,20 @@ def _regularizer_fields(key: str) -> dict[str, Field]:
             cls.choices.get(name, ()),
             minimum=0.0 if number else None,
             below=1.0 if number and name[:2] in ("p_", "z_") else None,
+            added=name in added,
         )
     return fields
 
 
 def schema(task: str, keys: tuple[str, ...]) -> dict[str, Field]:
     """Every settable dotted key of a run of `task` with regularizers `keys`."""
-    protocol = get_task(task).protocol
+    task_cls = get_task(task)
+    protocol = task_cls.protocol
     fields = {f"model.{k}": f for k, f in MODEL.items()}
     fields |= {f"train.{k}": f for k, f in TRAIN.items()}
     fields |= {f"task.params.{k}": f for k, f in _fields_from_defaults(protocol.params).items()}
+    added = _fields_from_defaults(task_cls.added_params)
+    fields |= {f"task.params.{k}": replace(f, added=True) for k, f in added.items()}
     fields |= {f"seeds.{k}": Field(0, int, minimum=0) for k in SEED_NAMES}
     fields |= {f"execution.{k}": f for k, f in EXECUTION.items()}
     for key in keys:
@@ -187,8 +212,11 @@ def resolve(
     for key in keys:
         flat |= _prefixed(f"regularizers.{key}", protocol.regularizers.get(key, {}))
     flat |= {f"seeds.{k}": seed for k in SEED_NAMES} | {"model.cell": cell}
-    flat |= _applicable(overrides or {}, fields, where)
+    plain, scoped = _scoped(overrides or {}, variant, where)
+    flat |= _applicable(plain, fields, where) | _applicable(scoped, fields, where)
     checked = {k: fields[k].check(_where(where, k), v) for k, v in flat.items()}
+    checked = {k: v for k, v in checked.items() if not _neutral(fields[k], v)}
+    _check_options(checked, where)
     config = _nest(checked)
     config.setdefault("task", {}).setdefault("params", {})  # a task without parameters
     problem = task_cls.check_params(config["task"]["params"])
@@ -204,6 +232,66 @@ def _prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _where(where: str, key: str) -> str:
     return f"{where}: {key}" if where else key
+
+
+def _neutral(field: Field, value: Any) -> bool:
+    """Whether `value` is an added option's default (left out of the resolved config)."""
+    return field.added and type(value) is type(field.default) and value == field.default
+
+
+SCOPED = re.compile(r"variant\[(?P<variant>[^\]]+)\]\.(?P<key>.+)")
+
+
+def _scoped(
+    overrides: Mapping[str, Any], variant: str, where: str
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The unprefixed overrides, and the `variant[<variant>].`-prefixed ones of this variant
+    (prefix removed); a prefix naming an unknown variant is an error."""
+    plain, scoped = {}, {}
+    for key, value in overrides.items():
+        match = SCOPED.fullmatch(key)
+        if match is None:
+            plain[key] = value
+            continue
+        for part in match["variant"].split("+"):
+            if part not in variant_names():
+                raise unknown("variant", part, variant_names(), _where(where, key))
+        if match["variant"] == variant:
+            scoped[match["key"]] = value
+        elif match["key"] not in all_override_keys():
+            raise unknown("config key", match["key"], all_override_keys(), where)
+    return plain, scoped
+
+
+# Options that apply only with another setting: the test of the setting, and its description.
+REQUIRES = {
+    "train.amsgrad": (lambda f: f["train.optimizer"] == "adam", "optimizer 'adam'"),
+    "train.rmsprop_alpha": (lambda f: f["train.optimizer"] == "rmsprop", "optimizer 'rmsprop'"),
+    "train.nonmono": (
+        lambda f: f["train.schedule"] == "nonmono" or f["train.optimizer"] == "nt_asgd",
+        "schedule 'nonmono' or optimizer 'nt_asgd'",
+    ),
+}
+
+
+def _check_options(flat: Mapping[str, Any], where: str) -> None:
+    """Options set where they do not apply, and settings that contradict one another: a
+    ConfigError naming the key."""
+    for key, (applies, what) in REQUIRES.items():
+        if key in flat and not applies(flat):
+            raise ConfigError(f"{_where(where, key)}: applies to {what} only; remove it.")
+    if flat.get("task.params.variable_bptt") and flat["train.loss"] != "mean":
+        raise ConfigError(
+            f"{_where(where, 'task.params.variable_bptt')}: rescales the lr per window "
+            "(Merity et al. 2017), which a loss summed over the window does again; set "
+            "train.loss: mean."
+        )
+    zoneout = "regularizers.zoneout."
+    if flat.get(f"{zoneout}masks") == "shared" and flat[f"{zoneout}z_c"] != flat[f"{zoneout}z_h"]:
+        raise ConfigError(
+            f"{_where(where, zoneout + 'masks')}: one mask shared by c and h needs z_c == z_h, "
+            f"got {flat[zoneout + 'z_c']} and {flat[zoneout + 'z_h']}."
+        )
 
 
 def _applicable(overrides: Mapping[str, Any], fields: Mapping[str, Field], where: str) -> dict:

@@ -21,7 +21,9 @@
       - {task: adding, variant: none, value: 0.164, source: "Bai et al. 2018, Table 1",
          tolerance: {range: [0.14, 0.18]}}     # see references.py for every key
 
-Override keys are dotted config keys (see config.py); nested mappings are accepted too.
+Override keys are dotted config keys (see config.py); nested mappings are accepted too. A key
+written `variant[<name>].<key>` applies to that variant's jobs only (e.g.
+`variant[variational].regularizers.embed_dropout.p_embed: 0.2`; config.resolve reads it).
 Precedence, lowest first: defaults, task protocol, `overrides`, per-task overrides, per-cell
 overrides, sweep point.
 """

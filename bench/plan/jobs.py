@@ -31,6 +31,15 @@ ADDED_KEYS: dict[tuple[str, ...], Any] = {
     ("execution", "devices"): 1,
     ("execution", "flush_denormal"): False,
     ("execution",): {},
+    # protocol features (config.py leaves these out of a resolved config at these values, so
+    # they never reach an identity there; listed for configs written with them)
+    ("model", "initial_state"): "zeros",
+    ("model", "h0_noise"): 0.0,
+    ("train", "amsgrad"): False,
+    ("train", "rmsprop_alpha"): 0.99,
+    ("train", "nonmono"): 5,
+    ("task", "params", "variable_bptt"): False,
+    ("regularizers", "zoneout", "masks"): "separate",
 }
 
 
@@ -80,14 +89,14 @@ class Job:
         return self.config["seed"]
 
     @property
-    def cell_key(self) -> tuple[str, str, str, str]:
+    def row_key(self) -> tuple[str, str, str, str]:
         """The table row this job contributes to: task, cell, variant, sweep point."""
         c = self.config
         return (c["task"]["name"], c["model"]["cell"], c["variant"], self.point)
 
     @property
     def label(self) -> str:
-        task, cell, variant, point = self.cell_key
+        task, cell, variant, point = self.row_key
         parts = [task, variant, cell, *([point] if point else []), f"seed {self.seed}"]
         return " · ".join(parts)
 

@@ -14,7 +14,7 @@ from regbench.plan.jobs import Job
 from regbench.plan.search import Selection, is_search
 from regbench.report.baseline import Comparison, comparisons
 from regbench.report.collect import Key, Record, Row, aggregate
-from regbench.report.manifest import build_manifest, cell_entry
+from regbench.report.manifest import build_manifest, row_entry
 from regbench.report.references import Reproduction, reproduce
 from regbench.report.stale import Stale, assess, read_previous
 from regbench.report.stats import Summary, describe
@@ -149,7 +149,7 @@ def build_report(
     records = [r for r in records if not is_search(r.job.point)]
     jobs: dict[Key, list[Job]] = {}
     for rec in records:
-        jobs.setdefault(rec.job.cell_key, []).append(rec.job)
+        jobs.setdefault(rec.job.row_key, []).append(rec.job)
     previous = read_previous(out_dir, store, grid.name)
     current = aggregate(records)
     shown, stale = [], {}
@@ -163,9 +163,9 @@ def build_report(
         Entry(s, c, describe(s.test), describe(s.val), compared.get(c.key), stale.get(c.key))
         for s, c in zip(shown, current, strict=True)
     ]
-    cells = [cell_entry(e.current, jobs[e.key], e.stale, store) for e in entries]
+    rows = [row_entry(e.current, jobs[e.key], e.stale, store) for e in entries]
     run_ids = [i for e in entries for i in e.row.done_ids]
-    manifest = build_manifest(grid, cells, run_ids, store, command)
+    manifest = build_manifest(grid, rows, run_ids, store, command)
     rows = {e.key: e.row for e in entries}
     reproductions = reproduce(grid.references, rows, set(stale))
     setup = setup_lines(records, grid)

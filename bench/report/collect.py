@@ -13,6 +13,7 @@ from typing import Any
 
 from regbench.plan.jobs import Job
 from regbench.run.records import RecordStore, RunRecord
+from regbench.run.result import RunResult, metric_value
 from regbench.run.rundir import State
 from regbench.tasks import get_task
 
@@ -26,7 +27,7 @@ class Record:
 
     job: Job
     state: State
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
     error: str | None = None
     kind: str | None = None
     run: RunRecord | None = None
@@ -98,13 +99,12 @@ class Row:
         else:
             self._add_result(rec.job, rec.result or {})
 
-    def _add_result(self, job: Job, r: Mapping[str, Any]) -> None:
-        metric = r["metric"]
+    def _add_result(self, job: Job, r: RunResult) -> None:
         self.references = dict(r.get("references", {}))
         self.done_ids.append(job.id)
         self.seeds.append(job.seed)
-        self.test.append(float(r["test"][metric]))
-        self.val.append(float(r["val"][metric]))
+        self.test.append(float(metric_value(r)))
+        self.val.append(float(metric_value(r, "val")))
         self.train_time_s.append(float(r["train_time_s"]))
         self.wall_time_s.append(float(r.get("wall_time_s", r["train_time_s"])))
         self.tokens_per_s.append(float(r["tokens_per_s"]))
@@ -145,7 +145,7 @@ def aggregate(records: Iterable[Record]) -> list[Row]:
     """Rows in the grid's order, one per task × cell × variant × sweep point."""
     rows: dict[Key, Row] = {}
     for rec in records:
-        key = rec.job.cell_key
+        key = rec.job.row_key
         if key not in rows:
             protocol = get_task(key[0]).protocol
             rows[key] = Row(*key, metric=protocol.metric, direction=protocol.direction)

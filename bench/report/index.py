@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from regbench.report.stale import MANIFEST
+from regbench.report.stale import MANIFEST, manifest_rows
 from regbench.run.rundir import read_json
 
 HEADER = """# Results
@@ -23,15 +23,15 @@ This index is regenerated with every report (`regbench.report.index.write_index`
 
 def _summary(path: Path) -> dict[str, Any]:
     m = read_json(path / MANIFEST)
-    cells = m["cells"]
-    jobs = sum(len(c["job_ids"]) for c in cells)
-    done = sum(c["state"]["done"] for c in cells)
+    rows = manifest_rows(m)
+    jobs = sum(len(r["job_ids"]) for r in rows)
+    done = sum(r["state"]["done"] for r in rows)
     return {
         "grid": m["grid"]["name"],
         "folder": path.name,
-        "rows": len(cells),
+        "rows": len(rows),
         "runs": f"{done} / {jobs}",
-        "stale": sum(1 for c in cells if c.get("stale")),
+        "stale": sum(1 for r in rows if r.get("stale")),
         "commit": (m["project"]["commit"] or "unknown")[:12]
         + (" (dirty)" if m["project"]["dirty"] else ""),
         "date": m["generated"][:10],

@@ -5,11 +5,11 @@
     grid         name, file, SHA-256 of the grid file
     packages     versions in the environment that wrote the report
     runs         the commits, package versions and hardware the finished runs recorded
-    cells        per table row: job ids and full config hashes, the versions in its config
+    rows         per table row: job ids and full config hashes, the versions in its config
                  (config["versions"], config["task"]["version"]), its config without the
                  seed, its state counts, and why it is stale (if it is)
 
-The next report in the same folder compares the grid's current expansion with `cells` to
+The next report in the same folder compares the grid's current expansion with `rows` to
 find stale rows (stale.py).
 """
 
@@ -25,11 +25,11 @@ from typing import Any
 from regbench.plan.grid import Grid
 from regbench.plan.jobs import Job, config_hash
 from regbench.report.collect import Row
-from regbench.report.stale import MANIFEST, Stale, cell_config
+from regbench.report.stale import MANIFEST, Stale, row_config
 from regbench.run.provenance import SOURCE, code_version, now, package_versions
 from regbench.run.records import RecordStore
 
-SCHEMA = 1
+SCHEMA = 2  # 2: `cells` renamed `rows`
 HARDWARE_KEYS = ("cpu", "cpu_count", "gpu", "cuda", "platform")
 
 
@@ -48,7 +48,7 @@ def report_packages() -> dict[str, str | None]:
     return {**package_versions(), **{name: _version(name) for name in REPORT_PACKAGES}}
 
 
-def cell_entry(row: Row, jobs: Sequence[Job], stale: Stale | None, store: RecordStore) -> dict:
+def row_entry(row: Row, jobs: Sequence[Job], stale: Stale | None, store: RecordStore) -> dict:
     config = jobs[0].config
     return {
         "task": row.task,
@@ -60,7 +60,7 @@ def cell_entry(row: Row, jobs: Sequence[Job], stale: Stale | None, store: Record
         "seeds": [j.seed for j in jobs],
         "versions": config["versions"],
         "task_version": config["task"]["version"],
-        "config": cell_config(config),
+        "config": row_config(config),
         "state": {"done": row.n, "failed": dict(row.failures), "pending": row.pending},
         "trained_at": sorted(run_commits(row.done_ids, store)),
         "stale": stale.to_dict() if stale else None,
@@ -115,7 +115,7 @@ def source_dirty() -> bool | None:
 
 def build_manifest(
     grid: Grid,
-    cells: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]],
     run_ids: Iterable[str],
     store: RecordStore,
     command: str,
@@ -134,7 +134,7 @@ def build_manifest(
         "grid": {"name": grid.name, "file": grid.path.name, "sha256": grid.file_hash()},
         "packages": report_packages(),
         "runs": run_environment(run_ids, store),
-        "cells": list(cells),
+        "rows": list(rows),
     }
 
 

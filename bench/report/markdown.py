@@ -85,9 +85,9 @@ def provenance_lines(m: dict[str, Any]) -> list[str]:
         f"`{c[:12]}`{c[40:]}" if len(c) >= 40 else f"`{c}`" for c in runs["commits"]
     )
     hardware = "; ".join(h.get("gpu") or h.get("cpu", "?") for h in runs["hardware"]) or "–"
-    jobs = sum(len(c["job_ids"]) for c in m["cells"])
-    done = sum(c["state"]["done"] for c in m["cells"])
-    stale = sum(1 for c in m["cells"] if c.get("stale"))
+    jobs = sum(len(c["job_ids"]) for c in m["rows"])
+    done = sum(c["state"]["done"] for c in m["rows"])
+    stale = sum(1 for c in m["rows"] if c.get("stale"))
     earlier = f"; {stale} stale rows show earlier runs" if stale else ""
     return [
         f"- produced by `{m['command']}` on {m['generated'][:10]} from {runs['count']} finished "

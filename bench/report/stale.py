@@ -1,4 +1,4 @@
-"""Stale cells: a row whose jobs changed since the previous report in the same folder.
+"""Stale rows: a row whose jobs changed since the previous report in the same folder.
 
 Job ids are hashes of the resolved config, so a bumped task, variant, model or harness
 version, or a changed hyperparameter, gives a row new job ids. The report compares the grid's
@@ -25,6 +25,11 @@ from regbench.run.rundir import read_json
 MANIFEST = "manifest.json"
 UNRECORDED = "no run records: reported before records were kept; `regbench launch` reruns them"
 RESULTS = "results.json"
+
+
+def manifest_rows(manifest: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A manifest's per-row entries (`rows`; schema 1 called them `cells`)."""
+    return manifest["rows"] if "rows" in manifest else manifest["cells"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,7 @@ class Previous:
     shown: dict[str, Any] | None = None  # the earlier numbers a stale row showed
 
 
-def cell_config(config: Mapping[str, Any]) -> dict[str, Any]:
+def row_config(config: Mapping[str, Any]) -> dict[str, Any]:
     """A job's config identity (jobs.identity) without its seed: what every seed of a table
     row shares (seeds pinned to another value than the row's seed are kept)."""
     out = identity(config)  # options added later are left out at their neutral value
@@ -91,7 +96,7 @@ def read_previous(out_dir: Path, store: RecordStore, grid: str) -> dict[Key, Pre
                 Stale.from_dict(c.get("stale")),
                 (rows.get(_key(c)) or {}).get("stale_row"),
             )
-            for c in read_json(manifest)["cells"]
+            for c in manifest_rows(read_json(manifest))
         }
     return {
         key: Previous(tuple(r["run_ids"]), _config_of_runs(r["run_ids"], store), r)
@@ -103,7 +108,7 @@ def _config_of_runs(ids: Sequence[str], store: RecordStore) -> dict[str, Any] | 
     for run_id in ids:
         run = store.get(run_id)
         if run is not None:
-            return cell_config(run.config)
+            return row_config(run.config)
     return None
 
 
@@ -137,7 +142,7 @@ def assess(
     unrecorded = _unrecorded(row, prev, store)
     if unrecorded is not None:
         return unrecorded
-    current = cell_config(config)
+    current = row_config(config)
     if prev.stale is not None:  # still showing numbers from an older config
         stale = Stale(
             config_changes(prev.stale.previous_config, current),

@@ -11,7 +11,7 @@ launch` counts a job with a committed record as finished (done, or failed until
     job          the job id: the first 12 hex digits of the config's SHA-256
     state        done or failed
     config       the resolved config (config.json)
-    result       result.json (done runs): metrics at the selected epoch, test, cost
+    result       result.json (done runs; result.py): metrics at the selected epoch, test, cost
     failure      error and kind (failed runs; the traceback stays in failed.json)
     epochs       metrics.jsonl: one row per epoch
     attempts     attempts.json: attempts, the epochs resumed from, wall time
@@ -33,6 +33,7 @@ from typing import Any, Literal
 
 from regbench.errors import ConfigError
 from regbench.plan.jobs import ID_LENGTH, Job, config_hash
+from regbench.run.result import RunResult
 from regbench.run.rundir import RunDir, read_json, write_json_atomic
 
 SCHEMA = 1
@@ -50,7 +51,7 @@ class RunRecord:
     job: str
     state: RecordState
     config: dict[str, Any]
-    result: dict[str, Any] | None = None
+    result: RunResult | None = None
     failure: dict[str, Any] | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
     attempts: dict[str, Any] = field(default_factory=dict)
@@ -99,7 +100,7 @@ def _from_run_dir(run: RunDir) -> RunRecord | None:
         "provenance": read_json(run.provenance) if run.provenance.is_file() else {},
     }
     if state == "done":
-        return RunRecord(job, "done", config, result=read_json(run.result), **common)
+        return RunRecord(job, "done", config, result=run.read_result(), **common)
     failed = read_json(run.failed)
     failure = {"error": failed.get("error", ""), "kind": failed.get("kind", "error")}
     return RunRecord(job, "failed", config, failure=failure, **common)

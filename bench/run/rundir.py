@@ -2,7 +2,7 @@
 
     config.json       the resolved config (written first)
     metrics.jsonl     one line per epoch: train loss, validation loss and metric, lr, time
-    result.json       val metrics at the selected epoch, test metrics, cost
+    result.json       val metrics at the selected epoch, test metrics, cost (result.py)
     provenance.json   code version, packages, hardware, seeds, command
     failed.json       the error of a failed attempt (removed when a later attempt succeeds)
     attempts.json     every attempt, the epochs it resumed from, and the wall time of all of
@@ -37,6 +37,7 @@ from typing import Any, Literal, NamedTuple
 import torch
 
 from regbench.errors import ConfigError
+from regbench.run.result import RunResult
 
 State = Literal["done", "failed", "pending"]
 
@@ -134,6 +135,10 @@ class RunDir:
         if self.failed.exists():
             return "failed"
         return "pending"
+
+    def read_result(self) -> RunResult:
+        """result.json of a done run (result.py has its keys)."""
+        return read_json(self.result)
 
     def resume_point(self) -> Resume | None:
         """checkpoints/last.ckpt of an unfinished run and the epoch it ended, if it and

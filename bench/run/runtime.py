@@ -76,9 +76,18 @@ def training_work(config: Mapping[str, Any], task: Task) -> int:
     per_epoch = task.step_iterations_per_epoch()
     limit = config["train"].get("limit_batches", 0)
     if limit:
-        batches = max(1, len(task.train_dataloader()))
+        batches = max(1, _batches_per_epoch(config, task, per_epoch))
         per_epoch = per_epoch * min(limit, batches) // batches
     return per_epoch * config["train"]["max_epochs"]
+
+
+def _batches_per_epoch(config: Mapping[str, Any], task: Task, step_iterations: int) -> int:
+    """The training loader's length; a variable-BPTT language-model loader has none (its
+    window count changes from epoch to epoch), so there it is step-iterations / bptt."""
+    try:
+        return len(task.train_dataloader())
+    except TypeError:
+        return step_iterations // config["task"]["params"]["bptt"]
 
 
 def choose_step_mode(config: Mapping[str, Any], task: Task) -> str:

@@ -16,7 +16,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from lightning.fabric.utilities.warnings import PossibleUserWarning
@@ -26,6 +26,7 @@ from regbench.plan.jobs import ID_LENGTH, config_hash
 from regbench.run import memory
 from regbench.run.callbacks import AttemptClock
 from regbench.run.provenance import now, provenance
+from regbench.run.result import RunResult
 from regbench.run.rundir import Resume, RunDir, safe_loading, write_json_atomic
 from regbench.run.runtime import Runtime, choose_step_mode, cpu_threads
 from regbench.run.trainer import Parts, build_trainer
@@ -73,13 +74,16 @@ def _begin(run: RunDir, config: Mapping[str, Any]) -> tuple[Resume | None, Attem
     return resume, AttemptClock(run.attempts, run.begin_attempt(resume))
 
 
-def train(config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime | None = None) -> dict:
-    """Run (or resume) one job to completion; return its result (also in result.json)."""
+def train(
+    config: Mapping[str, Any], run_dir: Path | str, runtime: Runtime | None = None
+) -> RunResult:
+    """Run (or resume) one job to completion; return its result (also in result.json; empty
+    in a DDP child process, whose rank 0 writes it)."""
     with cpu_threads(config):
         return _train(config, RunDir(run_dir), runtime or Runtime())
 
 
-def _train(config: Mapping[str, Any], run: RunDir, runtime: Runtime) -> dict:
+def _train(config: Mapping[str, Any], run: RunDir, runtime: Runtime) -> RunResult:
     quiet_lightning()
     if os.environ.get("LOCAL_RANK", "0") != "0":  # a DDP child: rank 0 owns the directory
         last = run.checkpoints / "last.ckpt"
@@ -98,7 +102,7 @@ def _attempt(
     runtime: Runtime,
     resume: Path | None,
     clock: AttemptClock | None,
-) -> dict:
+) -> RunResult:
     started_at = now()
     memory.reset_peak()
 
@@ -117,7 +121,7 @@ def _attempt(
     finally:
         _close(parts)
     if clock is None or not parts.trainer.is_global_zero:
-        return {}
+        return cast(RunResult, {})  # a DDP child: rank 0 writes the result
     attempts = clock.save()
     result = _result(config, run, protocol, parts, test, model, task)
     result |= {
@@ -158,7 +162,7 @@ def _result(
     test: Mapping[str, float],
     model: SequenceModel,
     task: Task,
-) -> dict[str, Any]:
+) -> RunResult:
     metric, direction = protocol.metric, protocol.direction
     selected = _selected_epoch(run, f"val/{metric}", direction)
     epochs = run.epochs()

@@ -15,8 +15,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 
 from regbench.errors import ConfigError
-from regbench.launch.slurm import slurm_plugins
 from regbench.run.callbacks import AttemptClock, DivergenceGuard, EpochLog, RandomState, Throughput
+from regbench.run.cluster import slurm_plugins
 from regbench.run.rundir import RunDir
 from regbench.run.runtime import Runtime, accelerator, execution
 

@@ -3,6 +3,8 @@
 A variant name is a regularizer key (`zoneout`), a named recipe composed of several (`awd`),
 or a composition such as `zoneout+recurrent_bn`. `none` is the plain cell. Two regularizers
 that change the same part of the network (their `claims` overlap) cannot be composed.
+Regularizers of other packages join through the entry-point group `regbench.variants`
+(registry.py) and are then variants like the built-ins.
 """
 
 from __future__ import annotations
@@ -20,13 +22,20 @@ from regbench.models.variants.layer_norm import LayerNorm
 from regbench.models.variants.locked_dropout import LockedDropout
 from regbench.models.variants.recurrent_bn import RecurrentBatchNorm
 from regbench.models.variants.recurrent_dropout import RecurrentDropout
+from regbench.models.variants.registry import ENTRY_POINTS, Registry
 from regbench.models.variants.variational import VariationalDropout
 from regbench.models.variants.weight_drop import WeightDrop
 from regbench.models.variants.zoneout import Zoneout
 
-REGULARIZERS: dict[str, type[Regularizer]] = {
-    cls.key: cls
-    for cls in (
+RECIPES: dict[str, tuple[str, ...]] = {
+    "none": (),
+    # Merity et al. 2017: weight-drop + locked dropout + embedding dropout + AR/TAR.
+    "awd": ("weight_drop", "locked_dropout", "embed_dropout", "ar_tar"),
+}
+# The built-ins, then the regularizers of installed plugins (entry-point group
+# `regbench.variants`), imported the first time the registry is read (registry.py).
+REGULARIZERS: Registry = Registry(
+    (
         ZarembaDropout,
         EmbeddingDropout,
         VariationalDropout,
@@ -38,13 +47,9 @@ REGULARIZERS: dict[str, type[Regularizer]] = {
         InputBatchNorm,
         LayerNorm,
         ActivationRegularization,
-    )
-}
-RECIPES: dict[str, tuple[str, ...]] = {
-    "none": (),
-    # Merity et al. 2017: weight-drop + locked dropout + embedding dropout + AR/TAR.
-    "awd": ("weight_drop", "locked_dropout", "embed_dropout", "ar_tar"),
-}
+    ),
+    reserved=RECIPES,
+)
 
 
 def variant_names() -> list[str]:
@@ -118,9 +123,11 @@ def build_regularizers(params: Mapping[str, Mapping[str, Any]]) -> list[Regulari
 
 __all__ = [
     "CELLS",
+    "ENTRY_POINTS",
     "RECIPES",
     "REGULARIZERS",
     "LayerDims",
+    "Registry",
     "Regularizer",
     "build_regularizers",
     "check_composition",

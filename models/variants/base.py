@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Literal
 
 from torch import Tensor, nn
 
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 
 Site = Literal["input", "hidden", "output"]
 CELLS = ("lstm", "gru", "rnn")

@@ -18,7 +18,7 @@ from functools import partial
 
 from torch import nn
 
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 from regbench.models.variants.base import LayerDims, Regularizer
 from regbench.models.variants.norms import StepBatchNorm
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from regbench.models.cells import Norm, StepPlan
+from regbench.models.plan import Norm, StepPlan
 from regbench.models.variants.base import LayerDims, Regularizer
 
 

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from regbench.models.cells import Norm, batch_moments
+from regbench.models.cells import batch_moments
+from regbench.models.plan import Norm
 
 
 def _scale_shift(

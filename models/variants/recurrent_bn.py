@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 from regbench.models.variants.base import LayerDims, Regularizer
 from regbench.models.variants.norms import StepBatchNorm
 

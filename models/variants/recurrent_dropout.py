@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import torch
 
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 from regbench.models.variants.base import Regularizer
 from regbench.models.variants.masks import keep_mask
 
 
 class RecurrentDropout(Regularizer):
     key = "recurrent_dropout"
-    # 2: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
+    # 2: custom-cell products reordered (models/speed/gemm.py, models/speed/weight_grad.py)
     version = 3  # 3: masks from k random bits (variants/masks.py)
     citation = "Semeniuta et al. 2016, Sec. 3"
     cells = ("lstm", "gru")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from regbench.models.cells import StepPlan
+from regbench.models.plan import StepPlan
 from regbench.models.variants.base import Regularizer, Site
 from regbench.models.variants.masks import keep_mask, locked
 
@@ -22,7 +22,7 @@ from regbench.models.variants.masks import keep_mask, locked
 class VariationalDropout(Regularizer):
     key = "variational"
     # 2: masks drawn as uniform < 1 − p;
-    # 3: custom-cell products reordered (models/gemm.py, models/weight_grad.py)
+    # 3: custom-cell products reordered (models/speed/gemm.py, models/speed/weight_grad.py)
     version = 4  # 4: masks from k random bits (see variants/masks.py)
     citation = "Gal & Ghahramani 2016, Sec. 4.1, eq. (7)"
     claims = ("sites", "hidden_mask")

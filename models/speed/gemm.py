@@ -2,16 +2,15 @@
 
 PyTorch's x86 wheels run float32 `F.linear` through MKL, whose AVX-512 kernels are chosen
 only on Intel CPUs; on AMD hosts it takes an AVX2 path. oneDNN, which `nn.LSTM` uses for the
-whole fused recurrence, picks AVX-512 by CPU features. Measured on the 2-core AMD EPYC host
-(1 thread, median): (700×200)·(200×800), the PTB-small projection of one forward, takes
-2.17 ms in MKL and 0.99 ms in oneDNN; its two backward products the same. So `linear` runs
-the forward and both backward products in oneDNN's float32 GEMM (IEEE float32, no reduced
-precision), and is `F.linear` elsewhere: CUDA, other dtypes, builds without oneDNN or with
-it switched off (`torch.backends.mkldnn.flags(enabled=False)`), and inputs with fewer than
-MIN_FEATURES features. On Intel hosts the two libraries are about equally fast.
+whole fused recurrence, picks AVX-512 by CPU features, and on an AMD host runs the custom
+cells' large products about twice as fast (results/perf/README.md, "oneDNN products"). So
+`linear` runs the forward and both backward products in oneDNN's float32 GEMM (IEEE float32,
+no reduced precision), and is `F.linear` elsewhere: CUDA, other dtypes, builds without oneDNN
+or with it switched off (`torch.backends.mkldnn.flags(enabled=False)`), and inputs with fewer
+than MIN_FEATURES features. On Intel hosts the two libraries are about equally fast.
 
-Users: the custom cells' hoisted input projection (models/layer.py) and W_hh's one-product
-gradient (models/weight_grad.py). Both run outside the compiled step chunks, where
+Users: the custom cells' hoisted input projection (models/speed/projection.py) and W_hh's
+one-product gradient (models/speed/weight_grad.py). Both run outside the compiled step chunks, where
 Inductor's own lowering of this op assumes frozen inference weights. The backward is not
 differentiable again (`once_differentiable`): a second-order gradient raises.
 """
@@ -37,7 +36,7 @@ def _onednn_linear() -> Callable[..., Tensor] | None:
 
 def _mm_t(a: Tensor, w: Tensor, bias: Tensor | None = None) -> Tensor:
     """a @ wᵀ (+ bias) in oneDNN; a (M, K) and w (N, K), strided views allowed (transposed
-    views cost no copy: measured faster than passing contiguous copies)."""
+    views cost no copy, and were faster than contiguous copies)."""
     op = _onednn_linear()
     assert op is not None, "callers check _onednn_float32 first"
     return op(a, w, bias, "none", [None], "")
@@ -70,11 +69,9 @@ class _OneDnnLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-# With one input feature oneDNN is the slower one: sequential MNIST's one pixel per step,
-# (50176×1)·(1×512) forward and backward, took 241 ms in oneDNN and 121 ms in MKL. With 4 to
-# 32 features it was faster (1600 rows, 512 outputs: 0.36 vs 6.8 ms at 4, 0.49 vs 1.12 at
-# 16), so 16 is conservative; lowering it would change the quick grid's numerics (8 and 2
-# features), which waits for a stop that reruns it.
+# With one input feature oneDNN is the slower library, from a few features on the faster one
+# (results/perf/README.md); 16 is conservative, and lowering it would change the quick grid's
+# numerics (8 and 2 features), which waits for a stop that reruns it.
 MIN_FEATURES = 16
 
 
@@ -95,7 +92,7 @@ def weight_grad(grad_rows: Tensor, input_rows: Tensor) -> Tensor:
     """gradᵀ · inputs, the (N, K) weight gradient of y = x Wᵀ summed over M rows, from
     grad (M, N) and inputs (M, K); in oneDNN on the CPU in float32."""
     if _onednn_float32(grad_rows, input_rows):
-        # As (inputsᵀ grad)ᵀ, the fastest layout measured; the result is a transposed view,
+        # As (inputsᵀ grad)ᵀ, the fastest layout tried; the result is a transposed view,
         # which autograd copies into the parameter's layout ((N, K) floats, a small cost).
         return _mm_t(input_rows.t(), grad_rows.t()).t()
     return grad_rows.t() @ input_rows

@@ -5,19 +5,17 @@ Backpropagating through T per-step products W_hh h̃_{t-1} sums ∂L/∂W_hh = �
 (G×B)·(B×H) products inside the backward steps. Here the steps multiply by a detached W_hh
 and add a zero probe z_t to the product. The probe's gradient is g_t, so once the backward
 has passed every step, W_hh's gradient is one (G×TB)·(TB×H) product Gᵀ H̃, as cuDNN and
-oneDNN compute it for their fused kernels; on the CPU it runs in oneDNN (models/gemm.py).
-The gradient is the same sum, in another order (rounding-level differences).
+oneDNN compute it for their fused kernels; on the CPU it runs in oneDNN
+(models/speed/gemm.py). The gradient is the same sum, in another order (rounding-level
+differences).
 
-It is taken where it was measured to pay, on the CPU: compiled steps (where adding z_t
-fuses into the step's pointwise kernel), batches ≤ MAX_BATCH and hidden sizes ≥ MIN_HIDDEN.
-Measured on the 2-core CPU, variational LSTM, ms per forward+backward, one product vs per
-step: compiled PTB-small (B 20, H 200) 16.3 vs 17.7; compiled adding-size (B 32, H 64) 6.7
-vs 6.1; compiled sequential MNIST (B 64, H 128) about 15 % slower, where the per-step
-products are larger and the zero probes and their gradients, (T, B, 4H) = 103 MB each, cost
-more than the products save. Eagerly it helped at PTB size (18.9 vs 20.2) and lost at
-adding size (12.2 vs 10.2); it is kept to compiled steps, the path long runs take (step mode
-'auto'), so the eager fallback stays the plain per-step walk. Not measured on CUDA, so not
-taken there. H̃, (T, B, H), lives as long as the graph, like the steps' saved tensors.
+It is taken where it was measured to pay (results/perf/README.md, "W_hh's gradient as one
+product"), on the CPU: compiled steps (where adding z_t fuses into the step's pointwise
+kernel), batches ≤ MAX_BATCH and hidden sizes ≥ MIN_HIDDEN. With larger batches the per-step
+products are larger, and the zero probes and their gradients, (T, B, G) each, cost more than
+one product saves. It is kept to compiled steps, the path long runs take (step mode 'auto'),
+so the eager fallback stays the plain per-step walk. Not measured on CUDA, so not taken
+there. H̃, (T, B, H), lives as long as the graph, like the steps' saved tensors.
 """
 
 from __future__ import annotations
@@ -25,10 +23,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from regbench.models.gemm import weight_grad
+from regbench.models.speed.gemm import weight_grad
 
-MAX_BATCH = 32  # measured to pay at 20, to lose at 64 (see the docstring)
-MIN_HIDDEN = 128  # measured to pay at 200, to lose at 64
+MAX_BATCH = 32  # between the batch sizes where it paid and where it lost
+MIN_HIDDEN = 128  # between the hidden sizes where it paid and where it lost
 
 
 def pays_off(weight: Tensor, batch: int, compiled: bool) -> bool:

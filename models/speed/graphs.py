@@ -5,7 +5,7 @@ step's fused pointwise work), each shorter than launching it takes the CPU, so t
 compiled walks are bound by launches, not by the GPU.
 `torch.cuda.make_graphed_callables` records the walk's forward kernels and its backward
 kernels once, as two CUDA graphs, and each training step replays each of them with a single
-launch. Inside, the steps run as compiled K-step chunks (models/steps.py).
+launch. Inside, the steps run as compiled K-step chunks (models/speed/steps.py).
 
 A graph reads and writes static buffers: each call copies its tensors (W_ih x, the state,
 W_hh and b_hh, the plan's masks and norm gains) into them, and the tensors it returns live in
@@ -27,10 +27,10 @@ A CUDA graph destroyed while another is being captured invalidates that capture
 of an autograd class it defines, and a class always sits in a reference cycle, so recorded
 graphs (a dead model's, or a layer's after `forget`) are freed only by Python's cyclic
 collector, whenever it next runs, and `torch.cuda.graph` collects before a capture only when
-`torch.compiler.config.force_cudagraph_gc` is set (off by default). On an H200 with torch 2.11
-a test's capture failed that way once the earlier tests' models had died. Recording
-therefore collects first and pauses the collector until both graphs are captured (also
-through the warm-up passes, which compile: the cycles they leave wait until it resumes).
+`torch.compiler.config.force_cudagraph_gc` is set (off by default); results/perf/README.md
+(GPU section) records the capture that failed that way. Recording therefore collects first
+and pauses the collector until both graphs are captured (also through the warm-up passes,
+which compile: the cycles they leave wait until it resumes).
 """
 
 from __future__ import annotations
@@ -46,8 +46,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from regbench.models.cells import PER_STEP_FIELDS, STEP_NORMS, Norm, State, StepPlan, Walk
-from regbench.models.steps import walk
+from regbench.models.cells import State, Walk
+from regbench.models.plan import PER_STEP_FIELDS, STEP_NORMS, STEP_TENSORS, Norm, StepPlan
+from regbench.models.speed.steps import walk
 
 # Layouts a layer records at most (each holds its own memory); further shapes (say, batches
 # padded to their own length) walk compiled chunks unrecorded.
@@ -83,7 +84,7 @@ def split_plan(plan: StepPlan) -> tuple[PlanLayout, tuple[Tensor, ...]]:
         raise ValueError("weight-gradient probes are taken on the CPU only, never recorded")
     tensors: dict[str, Tensor] = {}
     fields: list[tuple[str, Hashable]] = []
-    for name in ("hidden_mask", "input_weight", "input_bias"):
+    for name in STEP_TENSORS:
         if (value := getattr(plan, name)) is not None:
             tensors[name] = value
             fields.append((name, "tensor"))

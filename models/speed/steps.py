@@ -7,9 +7,10 @@ keeps compile time independent of T. Only training forwards (with autograd) are 
 evaluation walks eagerly, so a run compiles one graph per chunk length.
 
 Mode 'eager' is the plain fallback; 'compile' always compiles; 'graph' compiles and, on CUDA,
-records the whole compiled walk as CUDA graphs (models/graphs.py; on the CPU it is 'compile');
-'auto' means 'graph' on CUDA, and on the CPU 'compile' when a run is long enough to repay the
-one-off compile, else 'eager' (bench/run/runtime.py).
+records the whole compiled walk as CUDA graphs (models/speed/graphs.py; on the CPU it is
+'compile'); 'auto' means 'graph' on CUDA, and on the CPU 'compile' when a run is long enough to
+repay the one-off compile, else 'eager' (bench/run/runtime.py). The chunk length and the first
+chunk's starting state were chosen by measurement: results/perf/README.md, "Compiled chunks".
 """
 
 from __future__ import annotations
@@ -21,13 +22,18 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from regbench.models.cells import STEP_NORMS, State, Stats, StepPlan, Walk, run_steps
+from regbench.models.cells import State, Walk, run_steps
+from regbench.models.plan import STEP_NORMS, STEP_TENSORS, Stats, StepPlan
 
 StepMode = Literal["eager", "compile", "graph"]
-# 8 steps: at sequential-MNIST size on the 2-core CPU as fast as 16 (variational 0.77× vs
-# 0.75×, recurrent_bn 0.58× vs 0.56×) with a third less cold compile (recurrent_bn 29.5 s vs
-# 44.8 s); see results/perf/README.md.
+# As fast as 16 steps with a third less cold compile (results/perf/README.md).
 DEFAULT_CHUNK = 8
+
+
+def compiles(mode: StepMode) -> bool:
+    """Whether a forward in step `mode` walks compiled chunks: training (autograd on) in
+    'compile' or 'graph'. Evaluation walks eagerly."""
+    return mode in ("compile", "graph") and torch.is_grad_enabled()
 
 
 Chunk = tuple[Tensor, State, dict[str, list[Stats]]]
@@ -91,9 +97,8 @@ def walk(
 def _tracked(state: State) -> State:
     """A starting state (zeros, or one carried over detached) as leaves requiring grad, so
     that the first chunk runs the graph compiled for all later ones: Dynamo guards on
-    requires_grad and would compile a second graph for it. That second graph was 26 % of
-    recurrent_bn's cold compile at PTB size (21.5 s → 15.9 s on the 2-core CPU; sequential
-    MNIST 24.6 s → 18.0 s). The price is the starting state's gradient: one (B×G)·(G×H)
+    requires_grad and would compile a second graph for it, a large part of a cold compile
+    (results/perf/README.md). The price is the starting state's gradient: one (B×G)·(G×H)
     product, and step 0's pointwise terms, per layer and training step. Only for walks that
     take gradients anyway (`_differentiable`): a frozen layer's output stays without grad."""
     if all(s.requires_grad for s in state):
@@ -106,6 +111,6 @@ def _differentiable(gx: Tensor, w_hh: Tensor, b_hh: Tensor, plan: StepPlan) -> b
     what the plan adds (in-step input weights, W_hh probes, norm gains and shifts)."""
     norms = [norm for name in STEP_NORMS if (norm := getattr(plan, name)) is not None]
     probes = list(plan.weight_probes or ())[:1]
-    tensors = [gx, w_hh, b_hh, plan.input_weight, plan.input_bias, plan.hidden_mask, *probes]
+    tensors = [gx, w_hh, b_hh, *(getattr(plan, name) for name in STEP_TENSORS), *probes]
     tensors += [t for norm in norms for t in (norm.weight, norm.bias)]
     return any(t is not None and t.requires_grad for t in tensors)
