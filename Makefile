@@ -4,6 +4,7 @@ RUNS ?= runs
 GRID ?= quick
 WORKERS ?= 2
 DATA ?= $(REGBENCH_DATA)
+, := ,
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-slow lint bench report status perf golden nightly clean-runs
@@ -34,8 +35,9 @@ report: ## rewrite results/$(GRID)/ from the run directories
 status: ## count done / pending / failed runs of $(GRID)
 	$(PYTHON) -m regbench status $(GRID) --runs-dir $(RUNS)
 
-perf: ## benchmark every variant's speed against nn.LSTM; writes results/perf/<device>.md
+perf: ## every variant's speed against nn.LSTM, and the harness against a plain loop (results/perf/)
 	$(PYTHON) -m regbench.perf
+	$(PYTHON) -m regbench.perf.end_to_end $(if $(DATA),--sizes quick$(,)tcn$(,)sst2 --data-dir $(DATA))
 
 golden: ## re-record the golden numbers (tests/golden.json) after an intended change
 	$(PYTHON) -m regbench.checks.golden --record $(if $(DATA),--data-dir $(DATA))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +128,11 @@ def cmd_launch(args: argparse.Namespace) -> int:
     grid, store, jobs = _grid(args)
     runtime = _runtime(args, group=grid.name)
     runs_dir, seen, summaries = _runs_dir(args), set(), []
+    deadline = time.monotonic() + args.window if args.window else None
     while new := [j for j in jobs if j.id not in seen]:  # rows and search, then tuned rows
         seen |= {j.id for j in new}
+        if deadline is not None:
+            new = _in_window(args, new, deadline - time.monotonic(), runs_dir, store)
         summaries.append(_launch_jobs(args, new, runtime, store))
         jobs = grid_jobs(grid, runs_dir, store)
     summary = LaunchSummary.merge(summaries, total=len(seen))
@@ -148,6 +152,29 @@ def cmd_launch(args: argparse.Namespace) -> int:
             f"grid {grid.name}: every one of the {summary.total} runs is done; nothing to train."
         )
     return 1 if failed or summary.failed else 0
+
+
+def _in_window(
+    args: argparse.Namespace, jobs: list[Any], seconds: float, runs_dir: Path, store: Any
+) -> list[Any]:
+    """The jobs that fit the rest of --window on this machine's slots; the others are named."""
+    from regbench.launch.window import within_window
+    from regbench.perf.table import device_slug
+    from regbench.run.records import job_state
+
+    done = {j.id for j in jobs if job_state(j, runs_dir, store) == "done"}
+    cuda = any(j.config["execution"]["device"] == "cuda" for j in jobs)
+    if cuda:
+        import torch
+
+        device, per = device_slug(torch.device("cuda")), args.jobs_per_gpu
+        slots = torch.cuda.device_count() * per
+    else:
+        device, per, slots = "cpu", 1, args.workers
+    window = within_window(jobs, device, done, slots, seconds, per)
+    for job, why in window.left:
+        console.print(f"not started {job.label} ({job.id}): {why}")
+    return [j for j in jobs if j.id in done] + window.started
 
 
 def _launch_jobs(args: argparse.Namespace, jobs: list[Any], runtime: Any, store: Any) -> Any:
@@ -272,6 +299,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=1,
         help="cuda jobs sharing each visible GPU (default 1)",
+    )
+    launch.add_argument(
+        "--window",
+        type=float,
+        metavar="SECONDS",
+        help="start only the jobs whose estimated time (results/perf/throughput/, calibrated "
+        "on this device) ends within SECONDS; the others wait for another launch",
     )
     launch.add_argument(
         "--launcher",
