@@ -41,10 +41,10 @@ from regbench.errors import ConfigError, shown, unknown
 from regbench.models.variants import RECIPES, REGULARIZERS
 from regbench.plan.config import flatten, resolve
 from regbench.plan.jobs import Job
+from regbench.plan.references import Reference, parse_references
 from regbench.plan.search import SEARCH, Lookup, Search, Selection, parse_search, select
 from regbench.plan.search import point_label as search_label
 from regbench.plan.yamlfile import read_yaml
-from regbench.report.references import Reference, parse_references
 from regbench.tasks import get_task
 
 BUILTIN = Path(__file__).resolve().parents[1] / "grids"

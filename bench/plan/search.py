@@ -27,18 +27,26 @@ import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from regbench.errors import ConfigError, unknown
 from regbench.plan.config import flatten
 from regbench.plan.jobs import Job
-from regbench.run.records import RunRecord
 from regbench.tasks import get_task
 
 SEARCH = "search: "
 TUNED = "tuned: "
 KEYS = ("seeds", "space")
-Lookup = Callable[[Job], RunRecord | None]
+
+
+class Finished(Protocol):
+    """What selection reads of a run (a run record, regbench.run.records.RunRecord)."""
+
+    state: str
+    result: Mapping[str, Any] | None
+
+
+Lookup = Callable[[Job], Finished | None]
 
 
 @dataclass(frozen=True)
@@ -180,7 +188,7 @@ def select(
     return Selection(task, cell, variant, tuple(scores), chosen)
 
 
-def _score(point: dict[str, Any], records: Sequence[RunRecord]) -> PointScore:
+def _score(point: dict[str, Any], records: Sequence[Finished]) -> PointScore:
     done = [r for r in records if r.state == "done" and r.result]
     values = [float(r.result["val"][r.result["metric"]]) for r in done if r.result]
     mean = math.fsum(values) / len(values) if values else math.nan
