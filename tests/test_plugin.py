@@ -5,25 +5,19 @@ through a grid in subprocesses; and a plugin that takes a built-in task's name, 
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
-import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import plugins
 import pytest
 
 from regbench.errors import ConfigError
 from regbench.tasks import Protocol, Task, registry, task_names
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-
 
 def readme_blocks(language: str) -> list[str]:
-    """The code blocks of the README's "Add a task" section in `language`, in order."""
-    section = README.read_text().split("## Add a task", 1)[1].split("\n## ", 1)[0]
-    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
+    return plugins.readme_blocks("Add a task", language)
 
 
 def install_plugin(tmp_path: Path, example: int = 0) -> Path:
@@ -31,39 +25,11 @@ def install_plugin(tmp_path: Path, example: int = 0) -> Path:
     PYTHONPATH; the package is named by the entry point."""
     codes, entries = readme_blocks("python"), readme_blocks("toml")
     assert len(codes) > example < len(entries), f"README's Add a task lacks example {example}"
-    code, entry = codes[example], entries[example]
-    module = re.search(r'= "(\w+):', entry)[1]
-    package = tmp_path / "plugin"
-    (package / module).mkdir(parents=True)
-    (package / module / "__init__.py").write_text(code)
-    (package / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
-        f'[project]\nname = "{module.replace("_", "-")}"\nversion = "0.1"\n' + entry
-    )
-    site = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "--target",
-            str(site),
-            str(package),
-        ],
-        check=True,
-        capture_output=True,
-    )
-    return site
+    return plugins.install(tmp_path, codes[example], entries[example])
 
 
 def regbench(site: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    command = [sys.executable, "-m", "regbench", *args]
-    return subprocess.run(command, env=env, check=check, capture_output=True, text=True)
+    return plugins.run_with(site, "-m", "regbench", *args, check=check)
 
 
 @pytest.mark.slow

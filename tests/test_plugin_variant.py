@@ -6,13 +6,11 @@ version, each refused in one line."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from importlib.metadata import EntryPoint
 from pathlib import Path
 
+import plugins
 import pytest
 import yaml
 
@@ -22,7 +20,6 @@ from regbench.models.variants.zoneout import Zoneout
 from regbench.plan.config import resolve
 from regbench.plan.jobs import Job
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 TINY = (
     "{task.params.T: 12, task.params.n_train: 96, task.params.n_val: 32, "
     "task.params.n_test: 32, model.hidden_size: 8, train.max_epochs: 1}"
@@ -30,33 +27,10 @@ TINY = (
 
 
 def readme_blocks(language: str) -> list[str]:
-    """The code blocks of the README's "Add a variant" section in `language`, in order."""
-    section = README.read_text().split("## Add a variant", 1)[1].split("\n## ", 1)[0]
-    return re.findall(rf"```{language}\n(.*?)```", section, re.S)
+    return plugins.readme_blocks("Add a variant", language)
 
 
-def install(folder: Path, code: str, entry: str) -> Path:
-    """Install `code` as the module the toml `entry` names (the distribution named after it)
-    into `folder`/site, the folder to put on PYTHONPATH."""
-    module = re.search(r'= "(\w+):', entry)[1]
-    package = folder / "plugin"
-    (package / module).mkdir(parents=True)
-    (package / module / "__init__.py").write_text(code)
-    (package / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
-        f'[project]\nname = "{module.replace("_", "-")}"\nversion = "0.1"\n' + entry
-    )
-    site = folder / "site"
-    pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
-    subprocess.run([*pip, "--target", str(site), str(package)], check=True, capture_output=True)
-    return site
-
-
-def run(site: Path, *command: str, check: bool = True, cwd: Path | None = None):
-    env = {**os.environ, "PYTHONPATH": str(site)}
-    return subprocess.run(
-        [sys.executable, *command], env=env, check=check, capture_output=True, text=True, cwd=cwd
-    )
+install, run = plugins.install, plugins.run_with
 
 
 @pytest.fixture(scope="module")
