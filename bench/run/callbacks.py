@@ -169,8 +169,11 @@ class DivergenceGuard(L.Callback):
         batch_idx: int,
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-        if loss is not None and not torch.isfinite(loss).all():
+        if loss is None:
+            return
+        value = loss.item()  # the 0-d loss: one read, no tensor ops
+        if not math.isfinite(value):
             raise Diverged(
-                f"training loss {float(loss)} at step {trainer.global_step - 1} "
+                f"training loss {value} at step {trainer.global_step - 1} "
                 f"(epoch {trainer.current_epoch}, batch {batch_idx})"
             )

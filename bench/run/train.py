@@ -42,6 +42,9 @@ def quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=PossibleUserWarning)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # SequenceModel hands CPU batches on unmoved (its transfer_batch_to_device), which Lightning
+    # notes because the batches come from a LightningDataModule (the task)
+    warnings.filterwarnings("ignore", message=r"You have overridden `transfer_batch_to_device`")
 
 
 def build_task(config: Mapping[str, Any], data: str | None = None) -> Task:
