@@ -117,3 +117,17 @@ def write_imdb(root: Path, per_folder: int = 6) -> None:
             for i in range(per_folder):
                 text = f"{words[polarity]} number {i} " + "filler " * i
                 (folder / f"{i}_{rating}.txt").write_text(text)
+
+
+# a tiny word-level PTB run with variable-length BPTT windows (Merity et al. 2017)
+TINY_VARIABLE_PTB = {
+    "task.params.variable_bptt": True,
+    "task.params.bptt": 8,
+    "train.loss": "mean",
+    "train.batch_size": 2,
+    "train.eval_batch_size": 2,
+    "train.max_epochs": 2,
+    "model.hidden_size": 8,
+    "model.embedding_size": 8,
+    "model.num_layers": 1,
+}

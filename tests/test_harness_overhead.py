@@ -63,18 +63,7 @@ def test_the_epoch_loss_of_variable_bptt_epochs_of_unknown_length(tmp_path, monk
     """VariableWindows has no length: the last batch is known from Lightning's prefetch."""
     monkeypatch.setattr(ptb, "WORD_MD5", fixtures.write_ptb(tmp_path))
     monkeypatch.setattr(ptb.PtbWord, "expected_tokens", lambda self: None)
-    overrides = {
-        "task.params.variable_bptt": True,
-        "task.params.bptt": 8,
-        "train.loss": "mean",
-        "train.batch_size": 2,
-        "train.eval_batch_size": 2,
-        "train.max_epochs": 2,
-        "model.hidden_size": 8,
-        "model.embedding_size": 8,
-        "model.num_layers": 1,
-    }
-    config = resolve("ptb_word", "none", "lstm", 0, overrides)
+    config = resolve("ptb_word", "none", "lstm", 0, fixtures.TINY_VARIABLE_PTB)
     runtime = Runtime(data_dir=str(tmp_path), wandb="disabled")
     losses = both_losses(config, tmp_path, monkeypatch, runtime)
     assert len(losses) == 2

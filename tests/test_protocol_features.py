@@ -190,15 +190,7 @@ def test_variable_bptt_trains_with_a_validation_every_epoch(tmp_path, monkeypatc
     monkeypatch.setattr(ptb, "WORD_MD5", fixtures.write_ptb(tmp_path))
     monkeypatch.setattr(ptb.PtbWord, "expected_tokens", lambda self: None)
     overrides = {
-        "task.params.variable_bptt": True,
-        "task.params.bptt": 8,
-        "train.loss": "mean",
-        "train.batch_size": 2,
-        "train.eval_batch_size": 2,
-        "train.max_epochs": 2,
-        "model.hidden_size": 8,
-        "model.embedding_size": 8,
-        "model.num_layers": 1,
+        **fixtures.TINY_VARIABLE_PTB,
         "train.schedule": "nonmono",
     }
     config = resolve("ptb_word", "none", "lstm", 0, overrides)
