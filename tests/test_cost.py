@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from regbench.perf.calibrate import check, check_lines, main
-from regbench.plan import cost
+from regbench.perf.calibrate import main
+from regbench.perf.estimate_check import check, check_lines
+from regbench.plan import cost, sizes
 from regbench.plan.config import resolve
 from regbench.plan.grid import expand, load_grid
 from regbench.plan.jobs import Job
@@ -47,8 +48,8 @@ def test_calibration_writes_one_row_per_job_shape(calibrated):
     data = json.loads((out / "cpu.json").read_text())
     assert data["schema"] == cost.SCHEMA and data["device"] == "cpu"
     assert data["machine"]["torch"] and data["machine"]["gpu"] is None
-    keys = {cost.key_id(cost.row_key(j.config)) for j in jobs}
-    assert {cost.key_id(r["key"]) for r in data["rows"]} == keys
+    keys = {sizes.key_id(sizes.row_key(j.config)) for j in jobs}
+    assert {sizes.key_id(r["key"]) for r in data["rows"]} == keys
     for row in data["rows"]:
         assert row["train_step_s"] > 0 and row["eval_batch_s"] > 0, row
         assert row["tokens_per_step"] > 0 and row["grids"] == ["tiny_cost"]
@@ -71,7 +72,7 @@ def test_estimate_per_variant_adds_up_to_the_grid(calibrated):
     assert all(seconds > 0 and runs == 2 for seconds, runs, _ in per_variant.values())
     assert sum(s for s, *_ in per_variant.values()) == pytest.approx(e.seconds)
     ptb = next(c for c in e.costs if c.job.config["task"]["name"] == "ptb_word")
-    row = cost.load_calibration("cpu", out).find(cost.row_key(ptb.job.config), None)[0]
+    row = cost.load_calibration("cpu", out).find(sizes.row_key(ptb.job.config), None)[0]
     assert ptb.train_s == pytest.approx(13 * 2324 * row["train_step_s"])  # 13 epochs of PTB
 
 
@@ -113,21 +114,21 @@ def test_other_sizes_are_scaled_by_tokens_and_unmeasured_shapes_unknown(calibrat
 
 
 def test_batches_come_from_declared_split_sizes():
-    ptb = cost.batches(resolve("ptb_word", "none", "lstm", 0))  # 929,589 tokens in 20 rows
+    ptb = sizes.batches(resolve("ptb_word", "none", "lstm", 0))  # 929,589 tokens in 20 rows
     assert (ptb.train, ptb.val, ptb.test, ptb.approximate) == (2324, 369, 413, False)
-    sst = cost.batches(resolve("sst2", "none", "lstm", 0))  # 6,920 sentences, batch 25
+    sst = sizes.batches(resolve("sst2", "none", "lstm", 0))  # 6,920 sentences, batch 25
     assert (sst.train, sst.val, sst.test) == (277, 4, 8)
-    assert cost.batches(resolve("ptb_char", "none", "lstm", 0)).approximate  # "about 5.0M"
-    more_val = cost.batches(resolve("pmnist", "none", "lstm", 0, {"task.params.n_val": 10_000}))
+    assert sizes.batches(resolve("ptb_char", "none", "lstm", 0)).approximate  # "about 5.0M"
+    more_val = sizes.batches(resolve("pmnist", "none", "lstm", 0, {"task.params.n_val": 10_000}))
     assert (more_val.train, more_val.val, more_val.test) == (782, 10, 10)  # 50,000 / 64 …
     longer = resolve("imdb", "none", "lstm", 0, {"task.params.max_len": 200})
-    assert cost.batches(longer) is None  # declared for the default parameters only
-    assert cost.declared_sizes("about 5.0M / 394k / 443k characters") == [
+    assert sizes.batches(longer) is None  # declared for the default parameters only
+    assert sizes.declared_sizes("about 5.0M / 394k / 443k characters") == [
         5_000_000,
         394_000,
         443_000,
     ]
-    assert cost.shape(resolve("sst2", "none", "lstm", 0)) is None  # lengths need the data
+    assert sizes.shape(resolve("sst2", "none", "lstm", 0)) is None  # lengths need the data
 
 
 @pytest.mark.slow

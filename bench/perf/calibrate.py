@@ -2,7 +2,7 @@
 every distinct job shape of some grids, on this machine's CPU or a GPU, for the cost estimate
 of `regbench status` (bench/plan/cost.py).
 
-A row is one calibration key (cost.row_key: task and parameters, cell, variant, model sizes,
+A row is one calibration key (sizes.row_key: task and parameters, cell, variant, model sizes,
 batch sizes, optimizer, epochs, execution; seeds and rates left out), measured with the model
 a job of that key builds (SequenceModel from its resolved config, its step mode as the run
 would pick it on this device, its CPU threads) in Lightning's training loop: after `--warmup`
@@ -11,7 +11,7 @@ steps, up to `--steps` more, each timed from the end of one batch to the end of 
 and the median kept; the warm-up steps' excess over it is the one-off compile time. Then
 `--eval-steps` evaluation batches at the evaluation batch size, timed the same way after one
 warm-up batch. The batches are the task's first few (generated tasks, and external ones with
-`--data-dir`), else synthetic ones of the task's declared input shape (cost.shape): random
+`--data-dir`), else synthetic ones of the task's declared input shape (sizes.shape): random
 tokens or features and targets, so data-free (a GPU machine without the data). A row stops
 timing at `--row-seconds` and the whole run at `--seconds`; rows it did not reach are left
 out (the estimate calls them not calibrated). Rows are written to
@@ -39,14 +39,13 @@ import lightning as L
 import torch
 
 from regbench.errors import ConfigError
-from regbench.launch.grid import grid_jobs
 from regbench.models import SequenceModel
+from regbench.perf.estimate_check import check_grids
 from regbench.perf.table import device_slug
-from regbench.plan import cost
+from regbench.plan import cost, sizes
 from regbench.plan.grid import expand, load_grid
 from regbench.plan.jobs import Job
 from regbench.run.provenance import _cpu_model, code_version, now
-from regbench.run.records import lookup, store_for
 from regbench.run.rundir import write_json_atomic
 from regbench.run.runtime import COMPILE_WORK, cpu_threads, execution, training_work
 from regbench.run.train import build_task, quiet_lightning
@@ -76,8 +75,8 @@ def planned(grids: Sequence[str], variants: Sequence[str] = ()) -> list[tuple[di
         for job in expand(grid):
             if variants and job.config["variant"] not in variants:
                 continue
-            key = cost.row_key(job.config)
-            entry = rows.setdefault(cost.key_id(key), (key, job, []))
+            key = sizes.row_key(job.config)
+            entry = rows.setdefault(sizes.key_id(key), (key, job, []))
             if grid.name not in entry[2]:
                 entry[2].append(grid.name)
     return list(rows.values())
@@ -110,7 +109,7 @@ def inputs(config: dict[str, Any], device: torch.device, data: str | None) -> In
 
 def _synthetic(config: dict[str, Any], device: torch.device) -> Inputs:
 
-    size = cost.shape(config)
+    size = sizes.shape(config)
     name = config["task"]["name"]
     if size is None:
         raise ConfigError(f"{name}: its input shape needs its data; pass --data-dir.")
@@ -126,7 +125,7 @@ def _synthetic(config: dict[str, Any], device: torch.device) -> Inputs:
     )
 
 
-def _random_batch(size: cost.Shape, kind: str, rows: int, g: torch.Generator) -> dict:
+def _random_batch(size: sizes.Shape, kind: str, rows: int, g: torch.Generator) -> dict:
     spec, steps = size.spec, size.steps
     if spec.tokens:
         x = torch.randint(spec.vocab_size, (rows, steps), generator=g)
@@ -151,7 +150,7 @@ def _step_mode(config: dict[str, Any], device: torch.device, task: Any) -> str:
     if task is not None:
         work = training_work(config, task)
     else:
-        counts, size = cost.batches(config), cost.shape(config)
+        counts, size = sizes.batches(config), sizes.shape(config)
         work = size.steps * counts.train * config["train"]["max_epochs"] if counts and size else 0
     return "compile" if work >= COMPILE_WORK else "eager"
 
@@ -236,7 +235,7 @@ def _row(config: dict, data: Inputs, clock: Clock, custom: bool, code: dict) -> 
     excess = sum(max(t - step, 0.0) for t in train[: clock.warmup]) if compiled else 0.0
     tokens = lambda batches: statistics.mean(b["x"].shape[0] * b["x"].shape[1] for b in batches)  # noqa: E731
     return {
-        "key": cost.row_key(config),
+        "key": sizes.row_key(config),
         "step_mode": data.step_mode if custom else "fused kernel",
         "inputs": data.source,
         "tokens_per_step": tokens(data.train),
@@ -270,7 +269,7 @@ def write(path: Path, description: dict, rows: list[dict], command: str) -> None
     machine under other keys."""
     kept = cost.load_calibration(path.stem, path.parent) if path.is_file() else None
     if kept is not None and kept.data["machine"] == description:
-        new = {cost.key_id(r["key"]) for r in rows}
+        new = {sizes.key_id(r["key"]) for r in rows}
         rows = rows + [r for k, r in kept.rows.items() if k not in new]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
@@ -318,50 +317,6 @@ def calibrate(args: argparse.Namespace, command: str) -> tuple[Path, int]:
     return path, len(rows)
 
 
-def check(
-    jobs: Sequence[Job],
-    runs_dir: Path,
-    store: Any,
-    device: str = "cpu",
-    folder: Path | str = cost.THROUGHPUT,
-) -> list[tuple[Job, float, float]]:
-    """(job, estimated, measured) seconds of training and validation with the compile, for
-    the finished runs of `jobs` trained on the calibration's CPU model or GPU that have an
-    estimate; measured is the sum of the run record's per-epoch times (each epoch's training
-    and validation)."""
-    calibration = cost.load_calibration(device, folder)
-    if calibration is None:
-        return []
-    machine = calibration.data["machine"]
-    same = ("gpu", machine["gpu"]) if machine["gpu"] else ("cpu", machine["cpu"])
-    out = []
-    for job in jobs:
-        record = lookup(job, runs_dir, store)
-        if record is None or record.state != "done":
-            continue
-        c = cost.job_cost(job, calibration)
-        if not c.why and record.provenance.get("hardware", {}).get(same[0]) == same[1]:
-            measured = sum(e["epoch_time_s"] for e in record.epochs)
-            out.append((job, c.train_s + c.val_s + c.compile_s, measured))
-    return out
-
-
-def check_lines(compared: list[tuple[Job, float, float]], verbose: bool = False) -> list[str]:
-    """The comparison as text: estimate / measured over all runs, and its median and range."""
-    if not compared:
-        return ["no finished run on this machine with an estimate to compare"]
-    ratios = [est / measured for _, est, measured in compared]
-    total = sum(e for _, e, _ in compared) / sum(m for *_, m in compared)
-    lines = [
-        f"estimate / measured (training + validation) over {len(ratios)} finished runs: "
-        f"{total:.2f} in all, median {statistics.median(ratios):.2f}, range "
-        f"{min(ratios):.2f}–{max(ratios):.2f}"
-    ]
-    if verbose:
-        lines += [f"  {j.label}: {e:.1f} s estimated, {m:.1f} s measured" for j, e, m in compared]
-    return lines
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="regbench-calibrate", description=__doc__.splitlines()[0])
     ap.add_argument("--grids", required=True, help="comma-separated grid names or files")
@@ -383,26 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m regbench.perf.calibrate", *(argv or sys.argv[1:])])
     try:
         if args.check:
-            return _check(args)
+            return check_grids(args)
         path, measured = calibrate(args, command)
     except ConfigError as err:
         raise SystemExit(f"regbench-calibrate: {err}") from None
     print(f"wrote {measured} rows to {path}" if measured else "measured no row; wrote nothing")
-    return 0
-
-
-def _check(args: argparse.Namespace) -> int:
-    """--check: each grid's estimate against its finished runs (records, run directories);
-    --device a calibration file's name (cuda-nvidia-h200) or a device here."""
-    named = args.device.startswith("cuda-")
-    device = args.device if named else device_slug(torch.device(args.device))
-    for name in args.grids.split(","):
-        grid = load_grid(name)
-        store = store_for(Path("results") / grid.name)
-        jobs = grid_jobs(grid, Path(args.runs_dir), store)
-        compared = check(jobs, Path(args.runs_dir), store, device, args.out)
-        for line in check_lines(compared, args.verbose):
-            print(f"{grid.name} on {device}: {line}")
     return 0
 
 
