@@ -158,20 +158,21 @@ def _in_window(
     args: argparse.Namespace, jobs: list[Any], seconds: float, runs_dir: Path, store: Any
 ) -> list[Any]:
     """The jobs that fit the rest of --window on this machine's slots; the others are named."""
+    from regbench.launch.local import plan_slots
     from regbench.launch.window import within_window
     from regbench.perf.table import device_slug
     from regbench.run.records import job_state
 
     done = {j.id for j in jobs if job_state(j, runs_dir, store) == "done"}
-    cuda = any(j.config["execution"]["device"] == "cuda" for j in jobs)
-    if cuda:
+    slots = plan_slots(jobs, args.workers, args.jobs_per_gpu)  # the slots launch will use
+    if any(slot.device == "cuda" for slot in slots):
         import torch
 
         device, per = device_slug(torch.device("cuda")), args.jobs_per_gpu
-        slots = torch.cuda.device_count() * per
+        slots = [s for s in slots if s.device == "cuda"]
     else:
-        device, per, slots = "cpu", 1, args.workers
-    window = within_window(jobs, device, done, slots, seconds, per)
+        device, per = "cpu", 1
+    window = within_window(jobs, device, done, len(slots), seconds, per)
     for job, why in window.left:
         console.print(f"not started {job.label} ({job.id}): {why}")
     return [j for j in jobs if j.id in done] + window.started
