@@ -58,13 +58,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from regbench.plan.config import resolve
     from regbench.plan.jobs import Job
     from regbench.run.job import check_checkpoints, check_data, distributed_child, run_job
+    from regbench.run.rundir import RunDir
     from regbench.run.runtime import require_gpu
 
     config = resolve(
         args.task, args.variant, args.cell, args.seed, _parse_set(args.set), where="regbench run"
     )
     job = Job(config)
-    run = job.run_dir(_runs_dir(args))
+    run = RunDir.of(job.id, _runs_dir(args))
     if distributed_child():  # a DDP rank > 0 that Lightning started: train, say nothing
         run_job(dict(config), str(run.path), _runtime(args))
         return 0
@@ -103,15 +104,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     from regbench.launch.grid import check_grid_data
     from regbench.launch.status import report
     from regbench.plan.cost import describe as describe_cost
-    from regbench.run.records import job_state
 
     grid, store, jobs = _grid(args)
     if args.command != "status":  # validate and launch --dry-run check what launch would
         retry = getattr(args, "retry_failed", False)
         check_grid_data(jobs, _runs_dir(args), store, args.data_dir, console.print, retry)
     workers = getattr(args, "workers", 1)
-    report(console, grid.name, jobs, _runs_dir(args), args.verbose, workers, store)
-    done = {j.id for j in jobs if job_state(j, _runs_dir(args), store) == "done"}
+    states = report(console, grid.name, jobs, _runs_dir(args), args.verbose, workers, store)
+    done = {job_id for job_id, state in states.items() if state == "done"}
     for line in describe_cost(jobs, done, workers=workers, grid=grid.name):
         console.print(line)
     return 0

@@ -33,7 +33,7 @@ def done(
     curve: Sequence[float] = (),
 ) -> RunDir:
     """A finished run with the given test (and validation) metric and training time."""
-    run = job.run_dir(runs)
+    run = RunDir.of(job.id, runs)
     config = job.config
     metric = {"seq_digits": "accuracy", "adding": "mse", "copy_memory": "cross_entropy"}[
         config["task"]["name"]
@@ -74,7 +74,7 @@ def done(
 
 
 def failed(job: Job, runs: Path, kind: str = "error", error: str = "RuntimeError: boom") -> RunDir:
-    run = job.run_dir(runs)
+    run = RunDir.of(job.id, runs)
     write_json_atomic(run.config, dict(job.config))
     write_json_atomic(run.failed, {"error": error, "kind": kind, "traceback": "", "time": "t"})
     return run

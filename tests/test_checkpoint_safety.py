@@ -74,7 +74,7 @@ def test_launch_refuses_a_planted_checkpoint_and_runs_nothing_in_it(
     grid = tmp_path / "planted.yaml"
     grid.write_text("\n".join([*lines, "variants: [none]", "seeds: [0]"]) + "\n")
     (job,) = expand(load_grid(grid))
-    run = job.run_dir("runs")
+    run = RunDir.of(job.id, "runs")
     marker = tmp_path / "ran"
     planted = plant(run, dict(job.config), torch_payload(marker))
     data = planted.read_bytes()
@@ -105,7 +105,7 @@ def test_run_refuses_a_bare_pickle_and_a_planted_best_checkpoint(tmp_path, tiny,
     train(config, tmp_path / "real", Runtime(wandb="disabled"))
     real = (tmp_path / "real" / "checkpoints" / "last.ckpt").read_bytes()
     marker = tmp_path / "ran"
-    run = Job(config).run_dir("runs")
+    run = RunDir.of(Job(config).id, "runs")
     plant(run, config, pickle_payload(marker))
     assert main(argv) == 2 and not marker.exists()
     (run.checkpoints / "last.ckpt").write_bytes(real)

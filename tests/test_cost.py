@@ -16,6 +16,7 @@ from regbench.plan import cost, sizes
 from regbench.plan.config import resolve
 from regbench.plan.grid import expand, load_grid
 from regbench.plan.jobs import Job
+from regbench.run.rundir import RunDir
 from regbench.run.runtime import Runtime
 from regbench.run.train import train
 
@@ -139,7 +140,7 @@ def test_estimate_is_within_a_factor_two_of_runs_trained_here(calibrated, tmp_pa
     jobs, out = calibrated
     trained = [j for j in jobs if j.config["task"]["name"] == "seq_digits"]
     for job in trained:
-        train(dict(job.config), job.run_dir(tmp_path).path, Runtime(wandb="disabled"))
+        train(dict(job.config), RunDir.of(job.id, tmp_path).path, Runtime(wandb="disabled"))
     compared = check(jobs, tmp_path, None, "cpu", out)
     assert [j.id for j, *_ in compared] == [j.id for j in trained]
     estimated, measured = sum(e for _, e, _ in compared), sum(m for *_, m in compared)

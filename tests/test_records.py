@@ -15,6 +15,7 @@ from regbench.errors import ConfigError
 from regbench.launch.grid import pending
 from regbench.report.write import write_report
 from regbench.run.records import RecordStore, from_run_dir, load, store_for
+from regbench.run.rundir import RunDir
 
 GRID = "name: rec\ntasks: [seq_digits]\nvariants: [none, dropout]\nseeds: [0, 1, 2]\n"
 
@@ -72,10 +73,10 @@ def test_a_launch_counts_committed_records_as_finished(tmp_path):
 def test_a_done_record_is_never_replaced(tmp_path):
     _, jobs, runs = _finished_grid(tmp_path)
     store = RecordStore(tmp_path / "records")
-    record = from_run_dir(jobs[0].run_dir(runs))
+    record = from_run_dir(RunDir.of(jobs[0].id, runs))
     store.add(record)
     failed(jobs[0], tmp_path / "other", error="later failure")
-    store.add(from_run_dir(jobs[0].run_dir(tmp_path / "other")))
+    store.add(from_run_dir(RunDir.of(jobs[0].id, tmp_path / "other")))
     assert load(tmp_path / "records" / f"{jobs[0].id}.json").state == "done"
 
 
@@ -116,7 +117,7 @@ def test_a_record_under_another_job_id_or_not_json_is_refused(tmp_path):
 
 def test_records_hold_config_result_epochs_and_provenance_but_no_checkpoints(tmp_path):
     _, jobs, runs = _finished_grid(tmp_path)
-    run = jobs[0].run_dir(runs)
+    run = RunDir.of(jobs[0].id, runs)
     (run.checkpoints).mkdir()
     (run.checkpoints / "last.ckpt").write_bytes(b"x" * 1000)
     record = from_run_dir(run).to_json()
@@ -165,9 +166,9 @@ def test_a_failed_record_never_overwrites_a_done_one_written_by_another_report(t
     _, jobs, runs = _finished_grid(tmp_path)
     folder = tmp_path / "records"
     early, late = RecordStore(folder), RecordStore(folder)  # both read an empty folder
-    late.add(from_run_dir(jobs[0].run_dir(runs)))
+    late.add(from_run_dir(RunDir.of(jobs[0].id, runs)))
     failed(jobs[0], tmp_path / "other", error="stale failure")
-    early.add(from_run_dir(jobs[0].run_dir(tmp_path / "other")))
+    early.add(from_run_dir(RunDir.of(jobs[0].id, tmp_path / "other")))
     assert load(folder / f"{jobs[0].id}.json").state == "done"
 
 
@@ -187,8 +188,8 @@ def test_a_record_trained_with_another_thread_count_is_found(tmp_path):
     _, jobs, runs = _finished_grid(tmp_path)
     store = RecordStore(tmp_path / "records", runs)
     for job in jobs[:2]:
-        provenance = json.loads(job.run_dir(runs).provenance.read_text())
+        provenance = json.loads(RunDir.of(job.id, runs).provenance.read_text())
         provenance["hardware"]["torch_threads"] = 1 if job is jobs[0] else 2
-        job.run_dir(runs).provenance.write_text(json.dumps(provenance))
+        RunDir.of(job.id, runs).provenance.write_text(json.dumps(provenance))
         store.get(job.id)
     assert thread_mismatches(store) == [jobs[1].id]

@@ -16,6 +16,7 @@ from regbench.models.variants.zoneout import Zoneout
 from regbench.plan.grid import expand, load_grid
 from regbench.plan.jobs import Job
 from regbench.report.write import write_report
+from regbench.run.rundir import RunDir
 from regbench.run.train import Runtime, train
 
 CPU = Runtime(wandb="disabled")
@@ -34,7 +35,7 @@ def test_a_bumped_variant_version_marks_only_its_rows_stale(tmp_path, tiny, monk
     grid, runs, out = load_grid(path), tmp_path / "runs", tmp_path / "results" / "tiny"
     jobs = expand(grid)
     for job in jobs:
-        train(job.config, job.run_dir(runs).path, CPU)
+        train(job.config, RunDir.of(job.id, runs).path, CPU)
     write_report(grid, jobs, runs, out, "first")
     first = rows(out)
 
@@ -65,7 +66,7 @@ def test_a_bumped_variant_version_marks_only_its_rows_stale(tmp_path, tiny, monk
     assert "| `tiny` | 2 | 2 / 4 | 1 |" in (out.parent / "README.md").read_text()
 
     for job in pending(bumped, runs, retry_failed=False):
-        train(job.config, job.run_dir(runs).path, CPU)
+        train(job.config, RunDir.of(job.id, runs).path, CPU)
     assert pending(bumped, runs, retry_failed=False) == []
     write_report(grid, bumped, runs, out, "fourth")
     rerun = rows(out)["zoneout"]

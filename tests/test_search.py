@@ -16,6 +16,7 @@ from regbench.plan.search import TUNED
 from regbench.report.stats import holm
 from regbench.report.write import write_report
 from regbench.run.records import from_run_dir
+from regbench.run.rundir import RunDir
 
 GRID = """name: tuned
 tasks: [seq_digits]
@@ -32,7 +33,7 @@ search:
 
 
 def _lookup(runs):
-    return lambda job: from_run_dir(job.run_dir(runs))
+    return lambda job: from_run_dir(RunDir.of(job.id, runs))
 
 
 def test_search_jobs_have_the_same_budget_and_share_jobs_with_default_rows(tmp_path):
@@ -89,7 +90,7 @@ def test_the_report_shows_default_and_tuned_rows_the_search_and_holm(tmp_path):
         done(job, runs, test=value, val=value)
     _, tuned = expand_tuned(grid, _lookup(runs))
     for job in tuned:
-        if not job.run_dir(runs).done_marker.exists():
+        if not RunDir.of(job.id, runs).done_marker.exists():
             done(job, runs, test=0.85 + 0.01 * job.seed, val=0.85)
     write_report(grid, jobs, runs, out, "r")
     data = json.loads((out / "results.json").read_text())
@@ -190,6 +191,6 @@ def test_launch_prefers_a_done_retry_over_a_committed_failed_record(tmp_path):
     job = next(j for j in jobs if j.point.startswith("search: "))
     failed(job, runs)
     store_for(out, runs).get(job.id)  # the failure is recorded
-    shutil.rmtree(job.run_dir(runs).path)
+    shutil.rmtree(RunDir.of(job.id, runs).path)
     done(job, runs, test=0.8, val=0.9)  # then retried, and done
     assert lookup(job, runs, store_for(out)).state == "done"

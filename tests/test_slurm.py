@@ -27,7 +27,7 @@ from regbench.plan.grid import Grid, expand, load_grid
 from regbench.plan.jobs import Job
 from regbench.report.write import write_report
 from regbench.run.job import LaunchSummary
-from regbench.run.rundir import read_json
+from regbench.run.rundir import RunDir, read_json
 from regbench.run.runtime import Runtime
 
 pytestmark = pytest.mark.slow  # end-to-end runs; `make test-slow`
@@ -189,7 +189,7 @@ def test_one_job_per_gpu(launched: Launched) -> None:
     placements = {}
     spans = []
     for job in launched.summary.done:
-        prov = read_json(job.run_dir(launched.runs).provenance)
+        prov = read_json(RunDir.of(job.id, launched.runs).provenance)
         placements[job.id] = prov["placement"]
         spans.append(
             (
@@ -214,7 +214,7 @@ def test_one_job_per_gpu(launched: Launched) -> None:
 
 
 def test_a_job_that_raises_is_failed_with_its_traceback(launched: Launched) -> None:
-    failed = read_json(launched.job("probe", 2).run_dir(launched.runs).failed)
+    failed = read_json(RunDir.of(launched.job("probe", 2).id, launched.runs).failed)
     assert failed["kind"] == "error"
     assert failed["error"] == "RuntimeError: probe raises for data seed 2"
     assert "in build_splits" in failed["traceback"]
@@ -222,7 +222,7 @@ def test_a_job_that_raises_is_failed_with_its_traceback(launched: Launched) -> N
 
 
 def test_a_job_that_dies_is_failed_with_its_slurm_state(launched: Launched) -> None:
-    run = launched.job("probe", 3).run_dir(launched.runs)
+    run = RunDir.of(launched.job("probe", 3).id, launched.runs)
     failed = read_json(run.failed)
     assert failed["kind"] == "crashed"
     assert re.fullmatch(
@@ -265,7 +265,7 @@ def test_a_preempted_job_is_requeued_and_resumes(cluster: Path) -> None:
     )
     (job,) = expand(load_grid(grid_file))
     runs = cluster / "slow-runs"
-    run = job.run_dir(runs)
+    run = RunDir.of(job.id, runs)
     holder: dict[str, Any] = {}
     thread = threading.Thread(
         target=lambda: holder.update(out=launch_in_thread([job], runs, OPTIONS, limit_s=280)),

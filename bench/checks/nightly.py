@@ -17,6 +17,7 @@ from pathlib import Path
 from regbench.launch.local import launch_local
 from regbench.plan.grid import expand, load_grid
 from regbench.run.result import metric_value
+from regbench.run.rundir import RunDir
 from regbench.run.runtime import Runtime
 
 RESULTS = Path("results")
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     if not summary.ok:
         print(f"FAIL: the run failed: {summary.failed[0][1]}")
         return 1
-    ours = metric_value(job.run_dir(runs).read_result())
+    ours = metric_value(RunDir.of(job.id, runs).read_result())
     return _verdict(grid, job, ours)
 
 

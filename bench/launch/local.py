@@ -143,7 +143,7 @@ def run_local(
                     return
                 event("start", job, slot.name, None, 0.0)
                 started = time.perf_counter()
-                outcome = worker.run(job, job.run_dir(runs_dir))
+                outcome = worker.run(job, RunDir.of(job.id, runs_dir))
                 event("end", job, slot.name, outcome, time.perf_counter() - started)
         finally:
             worker.close()

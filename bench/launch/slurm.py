@@ -343,7 +343,7 @@ def launch_slurm(
         return summary
     folder = submit_folder(runs_dir)
     executor = make_executor(folder, options)
-    runs = [job.run_dir(runs_dir) for job in todo]
+    runs = [RunDir.of(job.id, runs_dir) for job in todo]
     tasks = [
         TrainTask(dict(j.config), str(r.path), runtime) for j, r in zip(todo, runs, strict=True)
     ]

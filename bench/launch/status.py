@@ -16,13 +16,14 @@ from rich.console import Console
 
 from regbench.plan.jobs import Job
 from regbench.run.records import RecordStore, job_state, lookup
+from regbench.run.rundir import RunDir
 
 
 def state_of(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str:
     """done, pending, running (locked by a live process), or failed:<kind>; a committed
     record counts as its run (records.job_state)."""
     state = job_state(job, runs_dir, store)
-    run = job.run_dir(runs_dir)
+    run = RunDir.of(job.id, runs_dir)
     if state != "done" and run.state() == "pending" and run.holder() is not None:
         return "running"
     if state == "failed":
@@ -68,13 +69,14 @@ def report(
     verbose: bool,
     workers: int = 1,
     store: RecordStore | None = None,
-) -> Counter:
-    states = Counter()
-    for job in jobs:
-        state = state_of(job, runs_dir, store)
-        states[state] += 1
-        if verbose:
-            console.print(f"  {state:16} {job.id}  {job.label}")
+) -> dict[str, str]:
+    """Print the grid's counts (each run's state with `verbose`) and the cost left; the state
+    of each job, by id."""
+    by_job = {job.id: state_of(job, runs_dir, store) for job in jobs}
+    states = Counter(by_job.values())
+    if verbose:
+        for job in jobs:
+            console.print(f"  {by_job[job.id]:16} {job.id}  {job.label}")
     failed = {k.split(":")[1]: v for k, v in states.items() if k.startswith("failed")}
     failed_text = ", ".join(f"{v} {k}" for k, v in sorted(failed.items())) or "0"
     console.print(
@@ -90,4 +92,4 @@ def report(
         estimate = f"≈ {seconds / 60 / max(workers, 1):.1f} min with {workers} worker(s)"
         note = f" plus {unknown} runs without an estimate yet" if unknown else ""
         console.print(f"cost left: {left} runs, {estimate}{note}")
-    return states
+    return by_job

@@ -25,7 +25,7 @@ from typing import Any
 from regbench.errors import ConfigError, unknown
 from regbench.models.optim import NONMONO, OPTIMIZERS, RMSPROP_ALPHA, SCHEDULES
 from regbench.models.variants import CELLS, REGULARIZERS, parse_variant, variant_names
-from regbench.tasks import get_task
+from regbench.tasks import get_task, task_names
 
 MODEL_VERSION = 1
 # Bumped when the harness changes what a run computes (data order, selection): version 2
@@ -183,8 +183,6 @@ def schema(task: str, keys: tuple[str, ...]) -> dict[str, Field]:
 
 def all_override_keys() -> set[str]:
     """Keys that are valid for some task and regularizer (grid-wide overrides)."""
-    from regbench.tasks import task_names
-
     keys: set[str] = set()
     for task in task_names():
         keys |= set(schema(task, tuple(REGULARIZERS)))

@@ -8,10 +8,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-
-from regbench.run.rundir import RunDir
 
 ID_LENGTH = 12
 
@@ -99,6 +96,3 @@ class Job:
         task, cell, variant, point = self.row_key
         parts = [task, variant, cell, *([point] if point else []), f"seed {self.seed}"]
         return " · ".join(parts)
-
-    def run_dir(self, runs_dir: Path | str) -> RunDir:
-        return RunDir(Path(runs_dir) / self.id)

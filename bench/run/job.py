@@ -126,4 +126,4 @@ def check_checkpoints(jobs: Sequence[Job], runs_dir: Path) -> None:
     """Refuse, before any run starts, a job whose checkpoint would run code when loaded
     (RunDir.check_checkpoints: UnsafeCheckpoint, one line naming it)."""
     for job in jobs:
-        job.run_dir(runs_dir).check_checkpoints()
+        RunDir.of(job.id, runs_dir).check_checkpoints()

@@ -202,7 +202,7 @@ def fresher(recorded: RunRecord | None, run: RunDir) -> RunRecord | None:
 
 def lookup(job: Job, runs_dir: Path, store: RecordStore | None = None) -> RunRecord | None:
     """The job's record, as `fresher` decides, without writing it to the store."""
-    return fresher(store.get(job.id) if store is not None else None, job.run_dir(runs_dir))
+    return fresher(store.get(job.id) if store is not None else None, RunDir.of(job.id, runs_dir))
 
 
 def job_state(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str:
@@ -211,7 +211,7 @@ def job_state(job: Job, runs_dir: Path, store: RecordStore | None = None) -> str
     recorded = store.state(job.id) if store is not None else None
     if recorded == "done":
         return "done"
-    state = job.run_dir(runs_dir).state()
+    state = RunDir.of(job.id, runs_dir).state()
     return state if state != "pending" else (recorded or "pending")
 
 

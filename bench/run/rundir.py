@@ -120,6 +120,11 @@ class RunDir:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
 
+    @classmethod
+    def of(cls, job_id: str, runs_dir: Path | str) -> RunDir:
+        """The run directory of a job: <runs dir>/<job id>."""
+        return cls(Path(runs_dir) / job_id)
+
     config = property(lambda self: self.path / "config.json")
     metrics = property(lambda self: self.path / "metrics.jsonl")
     result = property(lambda self: self.path / "result.json")
