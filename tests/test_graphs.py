@@ -106,6 +106,7 @@ def test_the_recorded_function_gives_the_compiled_walk(case):
         torch.testing.assert_close(variances, torch.stack([v for _, v in pairs]).detach())
 
 
+@pytest.mark.slow  # compiles
 def test_graph_mode_on_the_cpu_walks_compiled_chunks_and_records_nothing():
     def run(mode: str):
         model = net("gru", layers=1, zoneout={"z_h": 0.2}).train()

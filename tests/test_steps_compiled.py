@@ -109,6 +109,7 @@ def test_initial_states_are_distinct_tensors():
     assert h is not c and h.data_ptr() != c.data_ptr()
 
 
+@pytest.mark.slow  # about a minute of compiles
 def test_chunks_recompile_for_a_new_batch_after_other_variants_ran():
     """A worker trains several jobs in one process: compiled chunks of one variant (with a
     carried state) are cached when another variant's chunks recompile for a smaller batch."""

@@ -43,7 +43,12 @@ def test_one_product_gives_the_per_step_gradient(case, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "case", ["lstm recurrent_bn (hidden norm)", "lstm variational (hidden mask)", "gru layer_norm"]
+    "case",
+    [
+        pytest.param("lstm recurrent_bn (hidden norm)", marks=pytest.mark.slow),  # long compiles
+        "lstm variational (hidden mask)",
+        pytest.param("gru layer_norm", marks=pytest.mark.slow),
+    ],
 )
 def test_compiled_steps_with_probes_give_the_eager_per_step_gradient(case, monkeypatch):
     cell, regularizers = CASES[case]

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from regbench.launch.window import fit
 from regbench.perf.calibrate import main as calibrate
 from regbench.plan.grid import expand, load_grid
@@ -46,6 +48,7 @@ def test_no_estimate_is_not_started_and_sharing_is_charged():
     assert shared.started == [] and "80 s" in shared.left[0][1]
 
 
+@pytest.mark.slow  # a whole launch
 def test_launch_with_a_window_starts_only_what_fits(tmp_path):
     grid = tmp_path / "tiny_window.yaml"
     grid.write_text(GRID)
