@@ -6,7 +6,8 @@ import re
 
 import pytest
 
-from regbench.cli import LAUNCHER_NAMES, main, parser
+from regbench.arguments import LAUNCHER_NAMES, parser
+from regbench.cli import main
 from regbench.launch.launchers import LAUNCHERS
 
 
