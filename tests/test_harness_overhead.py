@@ -87,23 +87,24 @@ def test_the_epoch_loss_sums_in_float32_from_zero_and_divides_by_the_count():
     assert loss.mean() is None
 
 
-def test_a_step_outside_a_fit_logs_nothing_and_keeps_no_sum():
-    model = module.SequenceModel(
+def tiny_model() -> module.SequenceModel:
+    """An adding-task SequenceModel of 4 units, outside any fit."""
+    return module.SequenceModel(
         resolve("adding", "none", "lstm", 0, {"model.hidden_size": 4}),
         InputSpec(num_outputs=1, features=2),
         get_task("adding").protocol,
     )
+
+
+def test_a_step_outside_a_fit_logs_nothing_and_keeps_no_sum():
+    model = tiny_model()
     batch = {"x": torch.zeros(3, 5, 2), "y": torch.zeros(3)}
     assert model.training_step(batch, 0).ndim == 0
     assert model.epoch_loss.mean() is None
 
 
 def test_a_cpu_batch_is_handed_on_as_it_is():
-    model = module.SequenceModel(
-        resolve("adding", "none", "lstm", 0, {"model.hidden_size": 4}),
-        InputSpec(num_outputs=1, features=2),
-        get_task("adding").protocol,
-    )
+    model = tiny_model()
     batch = {"x": torch.zeros(3, 5, 2), "y": torch.zeros(3)}
     assert model.transfer_batch_to_device(batch, torch.device("cpu"), 0) is batch
 
@@ -132,11 +133,7 @@ def test_the_trainer_profiles_nothing_with_one_reusable_context():
 
 
 def test_lightnings_hook_name_is_a_plain_attribute_and_submodules_still_register():
-    model = module.SequenceModel(
-        resolve("adding", "none", "lstm", 0, {"model.hidden_size": 4}),
-        InputSpec(num_outputs=1, features=2),
-        get_task("adding").protocol,
-    )
+    model = tiny_model()
     model._current_fx_name = "training_step"
     model.head = torch.nn.Linear(1, 1)
     assert model._current_fx_name == "training_step" and "head" in model._modules
