@@ -1,7 +1,7 @@
 """regbench's own modules import one another without a cycle, and at module level: a
 function-level import of a regbench module hides a cycle (it only moves it to run time), so
 bench/ has none outside cli.py, which defers each subcommand's imports to keep `regbench --help`
-fast, and outside EXCEPTIONS, each with its reason.
+fast.
 
 The graph is read from the source with ast (nothing is imported): every `import regbench...`
 and `from regbench... import ...`, at module level, under `if TYPE_CHECKING:` and inside
@@ -21,10 +21,6 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = {"bench": "regbench", "models": "regbench.models", "tasks": "regbench.tasks"}
 CHECKED = "bench"  # the folder whose function-level imports are checked
 DEFERRING = "regbench.cli"  # defers each subcommand's imports (fast --help)
-# (importer, imported): why the import is still inside a function. These files are not the
-# launch/run code's; each entry is to be removed by moving its import to module level (a test
-# below fails once an entry is no longer needed).
-EXCEPTIONS: dict[tuple[str, str], str] = {}
 # The stages of the data path, grid file → jobs → train(job) → run dir → collect → tables: a
 # stage imports only the stages before it (and models/, tasks/, errors), never one after it.
 STAGES = ("plan", "run", "launch", "report")
@@ -173,7 +169,6 @@ def test_no_function_level_regbench_import_outside_cli():
         for e in EDGES
         if e.in_function
         and e.source != DEFERRING
-        and (e.source, e.target) not in EXCEPTIONS
         and e.source.startswith(checked)
         and not e.source.startswith(tuple(p for f, p in PACKAGES.items() if f != CHECKED))
     ]
@@ -200,8 +195,3 @@ def test_stages_import_only_earlier_stages():
     ]
     assert not upward, "a stage imports a later stage of the data path:\n" + "\n".join(upward)
 
-
-def test_every_exception_is_still_needed():
-    lazy = {(e.source, e.target) for e in EDGES if e.in_function}
-    stale = [pair for pair in EXCEPTIONS if pair not in lazy]
-    assert not stale, f"EXCEPTIONS lists imports that are no longer function-level: {stale}"
