@@ -25,7 +25,8 @@ from regbench.models.variants.norms import StepBatchNorm
 
 class InputBatchNorm(Regularizer):
     key = "bn_input"
-    version = 4  # 2: products reordered; 3: padded batches; 4: γ kept under uniform init
+    version = 5  # 2: products reordered; 3: padded batches; 4: γ kept under uniform init;
+    # 5: a step takes its own batch statistics only where at least 8 sequences run
     citation = "Laurent et al. 2016"
     claims = ("input_norm",)
     defaults = {"gamma": 1.0, "statistics": "frame"}

@@ -9,10 +9,10 @@ used, and those of T_max for every t ≥ T_max. Per-step normalization runs insi
 loop (Laurent et al. 2016's sequence-wise normalization), keeping a single running row. In a
 padded batch (variable lengths) the minibatch statistics of step t are those of the sequences
 still running at t, and the pooled ones those of the valid steps; the running averages count
-the same rows, so what the padding holds changes nothing. Where fewer than two sequences run
-(the tail of a batch padded to its longest sequence), a step takes the whole batch's
-statistics instead, padded rows included: one row's own statistics would normalize the term
-to its shift alone (models/layer.py, `_valid_steps`).
+the same rows, so what the padding holds changes nothing. Where fewer than eight sequences
+run (the tail of a batch padded to its longest sequence), a step takes the whole batch's
+statistics instead, padded rows included: the statistics of a few rows make the normalized
+recurrence unstable (models/layer.py, `_valid_steps`).
 """
 
 from __future__ import annotations

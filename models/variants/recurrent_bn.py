@@ -28,7 +28,8 @@ from regbench.models.variants.norms import StepBatchNorm
 
 class RecurrentBatchNorm(Regularizer):
     key = "recurrent_bn"
-    version = 4  # 2: products reordered; 3: padded batches; 4: γ kept under uniform init
+    version = 5  # 2: products reordered; 3: padded batches; 4: γ kept under uniform init;
+    # 5: a step takes its own batch statistics only where at least 8 sequences run
     citation = "Cooijmans et al. 2017, Sec. 3, eqs. (6)–(8)"
     cells = ("lstm",)
     claims = ("input_norm", "hidden_norm", "cell_norm")
