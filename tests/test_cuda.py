@@ -212,9 +212,9 @@ def test_a_padded_batch_trains_on_cuda_as_on_the_cpu(case, mode):
     """Batch statistics over the running sequences and AR/TAR over valid steps (the per-step
     masks stacked into a recorded graph in mode 'graph') as on the CPU, where
     tests/test_padded_batches.py checks them against the padding's own values."""
-    lengths = torch.tensor([8, 5, 2, 8, 1])
+    lengths = torch.tensor([8, 5, 2, 8, 1, 8, 8, 8, 8, 8, 8, 8])  # 8 run to the end
     valid = torch.arange(8).unsqueeze(0) < lengths.unsqueeze(1)
-    x = batch(5, 3).cpu()
+    x = batch(len(lengths), 3).cpu()
     x[~valid] = 100.0
     model = net("lstm", layers=2, hidden=16, kind="classify_last", **PADDED_CASES[case])
     on_gpu = copy.deepcopy(model).cuda().train()
