@@ -151,7 +151,7 @@ def _valid_steps(lengths: Tensor | None, x: Tensor) -> Tensor | None:
     a few long sequences, and the statistics of a few rows make a normalized recurrence
     unstable: one row's normalize it to the shift alone (erasing the term and its gradient);
     those of 3 or 4 make it chaotic, so that a tiny change of one sequence grows a
-    thousandfold within 30 steps, and recurrent BN diverged on SST-2 at steps where 2 of 125
+    thousandfold within 40 steps, and recurrent BN diverged on SST-2 at steps where 2 of 125
     sentences ran (tests/test_padded_batches.py). Those steps take the whole batch's
     statistics, the padded rows included (they keep stepping over the padding). None without
     lengths."""

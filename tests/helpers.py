@@ -42,9 +42,13 @@ def tokens(batch: int = 5, steps: int = 7) -> Tensor:
     )
 
 
-def run_layer(model: RecurrentNet, x: Tensor, index: int = 0) -> Tensor:
-    """Layer `index` of `model` on time-major x through the custom cell."""
-    return model.layers[index](x, None, model.regularizers, index, custom=True)[0]
+def run_layer(
+    model: RecurrentNet, x: Tensor, index: int = 0, lengths: Tensor | None = None
+) -> Tensor:
+    """Layer `index` of `model` on time-major x through the custom cell (a padded batch when
+    `lengths` is given)."""
+    layer = model.layers[index]
+    return layer(x, None, model.regularizers, index, custom=True, lengths=lengths)[0]
 
 
 def fused_and_custom(layer: RecurrentLayer, x: Tensor) -> list[tuple[Tensor, State, tuple]]:
