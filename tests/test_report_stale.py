@@ -146,3 +146,21 @@ def test_a_longer_seed_list_is_not_stale(tmp_path):
     write_report(grid, more, runs, out, "second")
     now = rows(out)
     assert now["none"]["stale"] is None and now["none"]["n"] == 2 and now["none"]["pending"] == 1
+
+
+def test_records_of_configurations_the_grid_no_longer_runs_are_counted_not_used(tmp_path):
+    grid, jobs = write_grid(tmp_path / "g.yaml", GRID)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    harness = jobs[0].config["versions"]["harness"]
+    for job, value in zip(jobs, [0.8, 0.82, 0.9, 0.94], strict=True):
+        done(older(job, harness - 1), runs, value)
+    write_report(grid, [older(j, harness - 1) for j in jobs], runs, out, "first")
+    write_report(grid, jobs, runs, out, "stale")  # the old records back the stale rows
+    assert json.loads((out / "manifest.json").read_text())["runs"]["superseded"] == 0
+
+    for job, value in zip(jobs, [0.7, 0.72, 0.8, 0.84], strict=True):
+        done(job, runs, value)
+    write_report(grid, jobs, runs, out, "rerun")
+    assert json.loads((out / "manifest.json").read_text())["runs"]["superseded"] == 4
+    assert rows(out)["none"]["test_values"] == [0.7, 0.72]
+    assert "`records/` also keeps 4 records of configurations" in (out / "table.md").read_text()

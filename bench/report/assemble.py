@@ -146,6 +146,7 @@ def build_report(
         for r in records
         if r.state == "failed"
     ]
+    used = {r.job.id for r in records}
     records = [r for r in records if not is_search(r.job.point)]
     jobs: dict[Key, list[Job]] = {}
     for rec in records:
@@ -165,7 +166,9 @@ def build_report(
     ]
     rows = [row_entry(e.current, jobs[e.key], e.stale, store) for e in entries]
     run_ids = [i for e in entries for i in e.row.done_ids]
-    manifest = build_manifest(grid, rows, run_ids, store, command)
+    used |= {i for mark in stale.values() for i in mark.previous_ids}
+    superseded = sum(1 for run in store if run.job not in used)
+    manifest = build_manifest(grid, rows, run_ids, store, command, superseded)
     rows = {e.key: e.row for e in entries}
     reproductions = reproduce(grid.references, rows, set(stale))
     setup = setup_lines(records, grid)

@@ -119,7 +119,10 @@ def build_manifest(
     run_ids: Iterable[str],
     store: RecordStore,
     command: str,
+    superseded: int = 0,
 ) -> dict[str, Any]:
+    """The manifest; `superseded`: records in records/ that no row, search or stale row uses
+    (configurations the grid no longer runs)."""
     code = code_version()
     return {
         "schema": SCHEMA,
@@ -133,7 +136,7 @@ def build_manifest(
         "command": command,
         "grid": {"name": grid.name, "file": grid.path.name, "sha256": grid.file_hash()},
         "packages": report_packages(),
-        "runs": run_environment(run_ids, store),
+        "runs": run_environment(run_ids, store) | {"superseded": superseded},
         "rows": list(rows),
     }
 

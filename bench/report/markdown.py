@@ -89,6 +89,11 @@ def provenance_lines(m: dict[str, Any]) -> list[str]:
     done = sum(c["state"]["done"] for c in m["rows"])
     stale = sum(1 for c in m["rows"] if c.get("stale"))
     earlier = f"; {stale} stale rows show earlier runs" if stale else ""
+    if superseded := runs.get("superseded"):
+        earlier += (
+            f"; `records/` also keeps {superseded} records of configurations the grid no "
+            "longer runs (earlier versions or rates), used by no row"
+        )
     return [
         f"- produced by `{m['command']}` on {m['generated'][:10]} from {runs['count']} finished "
         f"run records in `records/` (the grid has {jobs} jobs, {done} of them done{earlier}), at "
