@@ -194,4 +194,3 @@ def test_stages_import_only_earlier_stages():
         and stage(e.target) > stage(e.source)
     ]
     assert not upward, "a stage imports a later stage of the data path:\n" + "\n".join(upward)
-

@@ -44,9 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     grid = load_grid(args.grid)
     matches = [
-        j
-        for j in expand(grid)
-        if j.row_key[1] == args.cell and j.seed == args.seed and not j.point
+        j for j in expand(grid) if j.row_key[1] == args.cell and j.seed == args.seed and not j.point
     ]
     if not matches:
         ap.error(f"grid {grid.name} has no job with cell {args.cell} and seed {args.seed}")

@@ -29,7 +29,10 @@ class Window:
 
 
 def fit(
-    jobs: Sequence[Job], seconds: dict[str, float | None], slots: int, window: float,
+    jobs: Sequence[Job],
+    seconds: dict[str, float | None],
+    slots: int,
+    window: float,
     slowdown: float = 1.0,
 ) -> Window:
     """Longest first onto the least-loaded of `slots`, each job taking its estimate ×
@@ -50,7 +53,11 @@ def fit(
 
 
 def within_window(
-    jobs: Sequence[Job], device: str, done: Collection[str], slots: int, window: float,
+    jobs: Sequence[Job],
+    device: str,
+    done: Collection[str],
+    slots: int,
+    window: float,
     jobs_per_slot_device: int = 1,
 ) -> Window:
     """The jobs of `jobs` (not in `done`) that fit `window` seconds on `slots` slots of

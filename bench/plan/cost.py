@@ -30,6 +30,8 @@ THROUGHPUT = Path("results") / "perf" / "throughput"
 CALIBRATE = "python -m regbench.perf.calibrate"
 DEFAULT_DEVICES = ("cpu", "cuda-nvidia-h200")
 SCHEMA = 1
+
+
 @dataclass
 class Calibration:
     """A calibration file: the machine, and its rows by key."""
