@@ -92,7 +92,7 @@ def provenance_lines(m: dict[str, Any]) -> list[str]:
     if superseded := runs.get("superseded"):
         earlier += (
             f"; `records/` also keeps {superseded} records of configurations the grid no "
-            "longer runs (earlier versions or rates), used by no row"
+            "longer runs, earlier versions or rates that no row uses"
         )
     return [
         f"- produced by `{m['command']}` on {m['generated'][:10]} from {runs['count']} finished "
