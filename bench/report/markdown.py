@@ -88,7 +88,8 @@ def provenance_lines(m: dict[str, Any]) -> list[str]:
     jobs = sum(len(c["job_ids"]) for c in m["rows"])
     done = sum(c["state"]["done"] for c in m["rows"])
     stale = sum(1 for c in m["rows"] if c.get("stale"))
-    earlier = f"; {stale} stale rows show earlier runs" if stale else ""
+    rows = "1 stale row shows" if stale == 1 else f"{stale} stale rows show"
+    earlier = f"; {rows} earlier runs" if stale else ""
     if superseded := runs.get("superseded"):
         earlier += (
             f"; `records/` also keeps {superseded} records of configurations the grid no "
