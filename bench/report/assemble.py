@@ -4,7 +4,7 @@ baseline, stale marks, the reproduction table, the setup and the manifest."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -146,8 +146,7 @@ def build_report(
         for r in records
         if r.state == "failed"
     ]
-    used = {r.job.id for r in records}
-    records = [r for r in records if not is_search(r.job.point)]
+    collected, records = records, [r for r in records if not is_search(r.job.point)]
     jobs: dict[Key, list[Job]] = {}
     for rec in records:
         jobs.setdefault(rec.job.row_key, []).append(rec.job)
@@ -166,13 +165,19 @@ def build_report(
     ]
     rows = [row_entry(e.current, jobs[e.key], e.stale, store) for e in entries]
     run_ids = [i for e in entries for i in e.row.done_ids]
-    used |= {i for mark in stale.values() for i in mark.previous_ids}
-    superseded = sum(1 for run in store if run.job not in used)
+    superseded = unused_records(store, collected, stale.values())
     manifest = build_manifest(grid, rows, run_ids, store, command, superseded)
     rows = {e.key: e.row for e in entries}
     reproductions = reproduce(grid.references, rows, set(stale))
     setup = setup_lines(records, grid)
     return Report(grid, entries, reproductions, failures, setup, manifest, store, list(selections))
+
+
+def unused_records(store: RecordStore, records: Sequence[Record], stale: Iterable[Stale]) -> int:
+    """How many records in `store` belong to no collected job (row, search point or tuned
+    row) and back no stale row: configurations the grid no longer runs."""
+    used = {r.job.id for r in records} | {i for mark in stale for i in mark.previous_ids}
+    return sum(1 for run in store if run.job not in used)
 
 
 def setup_lines(records: Sequence[Record], grid: Grid) -> list[str]:

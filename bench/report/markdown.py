@@ -89,15 +89,15 @@ def provenance_lines(m: dict[str, Any]) -> list[str]:
     done = sum(c["state"]["done"] for c in m["rows"])
     stale = sum(1 for c in m["rows"] if c.get("stale"))
     rows = "1 stale row shows" if stale == 1 else f"{stale} stale rows show"
-    earlier = f"; {rows} earlier runs" if stale else ""
+    notes = f"; {rows} earlier runs" if stale else ""
     if superseded := runs.get("superseded"):
-        earlier += (
+        notes += (
             f"; `records/` also keeps {superseded} records of configurations the grid no "
             "longer runs, earlier versions or rates that no row uses"
         )
     return [
         f"- produced by `{m['command']}` on {m['generated'][:10]} from {runs['count']} finished "
-        f"run records in `records/` (the grid has {jobs} jobs, {done} of them done{earlier}), at "
+        f"run records in `records/` (the grid has {jobs} jobs, {done} of them done{notes}), at "
         f"regbench {project['version']} commit {_commit(project['commit'], project['dirty'])}",
         f"- runs trained at regbench commit {commits or '–'}; grid file `{m['grid']['file']}` "
         f"sha256 `{m['grid']['sha256'][:16]}`",
